@@ -1,0 +1,302 @@
+"""The task catalog: canonical task names, their metric, episode length and normalisation.
+
+A canonical name is ``<suite>/<task>``: ``dmc/dog-run``, ``metaworld/assembly``,
+``myosuite/myo-reach``, ``playground/CheetahRun``. Names used by published results map to them
+through aliases (TD-MPC2's ``cup-catch`` and ``mw-assembly``, BRO's ``finger-turn`` and
+``assembly-v2-goal-observable``, ...). Task groups name the task sets that suites and reports use.
+
+The catalog is plain data: importing it loads no simulator. Tests check it against the simulators'
+own registries so that it cannot drift from them silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.errors import InputError
+
+Suite = Literal["dmc", "metaworld", "myosuite", "playground"]
+Metric = Literal["return", "success"]
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the catalog."""
+
+    name: str
+    """Canonical name, ``<suite>/<task>``."""
+    suite: Suite
+    """Which simulator family (and env adapter) runs it."""
+    env_id: str
+    """The simulator's own id: ``cheetah-run`` (domain-task), ``assembly-v3``, ``myoHandReachFixed-v0``."""
+    metric: Metric
+    """What an evaluation reports: episode ``return``, or ``success`` rate in [0, 1]."""
+    episode_length: int
+    """Environment steps per episode (simulator steps, before action repeat)."""
+    norm_low: float
+    """Score mapped to 0 by normalisation (random-level reference)."""
+    norm_high: float
+    """Score mapped to 1 by normalisation (the suite's maximum or expert reference)."""
+    action_repeat: int = 1
+    """Simulator steps per agent action."""
+    aliases: tuple[str, ...] = ()
+    """Other names for this task used by published results."""
+    runnable: bool = True
+    """False for tasks known only from published results (custom tasks of another codebase)."""
+    note: str = ""
+    """Why a task is not runnable, or what is special about it."""
+
+    def normalise(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Map raw metric values to normalised scores: ``(v - norm_low) / (norm_high - norm_low)``."""
+        return (np.asarray(values, dtype=np.float64) - self.norm_low) / (self.norm_high - self.norm_low)
+
+    @property
+    def normalisation(self) -> str:
+        """A human-readable statement of the normalisation, for reports."""
+        if self.norm_low == 0.0 and self.norm_high == 1.0:
+            return f"{self.metric} as is"
+        if self.norm_low == 0.0:
+            return f"{self.metric} / {self.norm_high:g}"
+        return f"({self.metric} - {self.norm_low:g}) / ({self.norm_high:g} - {self.norm_low:g})"
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """A named set of tasks (what a suite manifest or a leaderboard table covers)."""
+
+    name: str
+    description: str
+    tasks: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ----------------------------------------------------------------------------------------------
+# DeepMind Control: dm-control's suite.ALL_TASKS (51 tasks), plus TD-MPC2's custom tasks.
+
+DMC_TASKS: tuple[tuple[str, str], ...] = (
+    ("acrobot", "swingup"), ("acrobot", "swingup_sparse"), ("ball_in_cup", "catch"),
+    ("cartpole", "balance"), ("cartpole", "balance_sparse"), ("cartpole", "swingup"),
+    ("cartpole", "swingup_sparse"), ("cartpole", "three_poles"), ("cartpole", "two_poles"),
+    ("cheetah", "run"), ("dog", "fetch"), ("dog", "run"), ("dog", "stand"), ("dog", "trot"),
+    ("dog", "walk"), ("finger", "spin"), ("finger", "turn_easy"), ("finger", "turn_hard"),
+    ("fish", "swim"), ("fish", "upright"), ("hopper", "hop"), ("hopper", "stand"),
+    ("humanoid", "run"), ("humanoid", "run_pure_state"), ("humanoid", "stand"), ("humanoid", "walk"),
+    ("humanoid_CMU", "run"), ("humanoid_CMU", "stand"), ("humanoid_CMU", "walk"), ("lqr", "lqr_2_1"),
+    ("lqr", "lqr_6_2"), ("manipulator", "bring_ball"), ("manipulator", "bring_peg"),
+    ("manipulator", "insert_ball"), ("manipulator", "insert_peg"), ("pendulum", "swingup"),
+    ("point_mass", "easy"), ("point_mass", "hard"), ("quadruped", "escape"), ("quadruped", "fetch"),
+    ("quadruped", "run"), ("quadruped", "walk"), ("reacher", "easy"), ("reacher", "hard"),
+    ("stacker", "stack_2"), ("stacker", "stack_4"), ("swimmer", "swimmer15"), ("swimmer", "swimmer6"),
+    ("walker", "run"), ("walker", "stand"), ("walker", "walk"),
+)
+
+# TD-MPC2 evaluated on DMC tasks of its own (modified XML and rewards). Their published curves can
+# be submitted and ranked; the harness cannot run them.
+TDMPC2_CUSTOM_DMC = (
+    "cheetah-jump", "cheetah-run-back", "cheetah-run-backwards", "cheetah-run-front", "cup-spin",
+    "hopper-hop-backwards", "pendulum-spin", "reacher-three-easy", "reacher-three-hard",
+    "walker-run-backwards", "walker-walk-backwards",
+)
+
+METAWORLD_TASKS = (
+    "assembly", "basketball", "bin-picking", "box-close", "button-press", "button-press-topdown",
+    "button-press-topdown-wall", "button-press-wall", "coffee-button", "coffee-pull", "coffee-push",
+    "dial-turn", "disassemble", "door-close", "door-lock", "door-open", "door-unlock", "drawer-close",
+    "drawer-open", "faucet-close", "faucet-open", "hammer", "hand-insert", "handle-press",
+    "handle-press-side", "handle-pull", "handle-pull-side", "lever-pull", "peg-insert-side",
+    "peg-unplug-side", "pick-out-of-hole", "pick-place", "pick-place-wall", "plate-slide",
+    "plate-slide-back", "plate-slide-back-side", "plate-slide-side", "push", "push-back", "push-wall",
+    "reach", "reach-wall", "shelf-place", "soccer", "stick-pull", "stick-push", "sweep", "sweep-into",
+    "window-close", "window-open",
+)
+
+# The ten MyoSuite hand tasks of BRO and TD-MPC2: (short name, task word, episode length).
+# "-hard" is the Random variant (randomised targets), the plain name the Fixed one.
+MYOSUITE_HAND = (
+    ("reach", "Reach", 100), ("pose", "Pose", 100), ("obj-hold", "ObjHold", 75),
+    ("key-turn", "KeyTurn", 200), ("pen-twirl", "PenTwirl", 50),
+)
+
+PLAYGROUND_DMC = (
+    "AcrobotSwingup", "AcrobotSwingupSparse", "BallInCup", "CartpoleBalance", "CartpoleBalanceSparse",
+    "CartpoleSwingup", "CartpoleSwingupSparse", "CheetahRun", "FingerSpin", "FingerTurnEasy",
+    "FingerTurnHard", "FishSwim", "HopperHop", "HopperStand", "HumanoidRun", "HumanoidStand",
+    "HumanoidWalk", "PendulumSwingup", "PointMass", "ReacherEasy", "ReacherHard", "SwimmerSwimmer6",
+    "WalkerRun", "WalkerStand", "WalkerWalk",
+)
+# Playground's locomotion and manipulation tasks need a copy of MuJoCo Menagerie (see the README).
+PLAYGROUND_MENAGERIE = (
+    "ApolloJoystickFlatTerrain", "BarkourJoystick", "BerkeleyHumanoidJoystickFlatTerrain",
+    "BerkeleyHumanoidJoystickRoughTerrain", "G1JoystickFlatTerrain", "G1JoystickRoughTerrain",
+    "Go1JoystickFlatTerrain", "Go1JoystickRoughTerrain", "Go1Getup", "Go1Handstand", "Go1Footstand",
+    "H1InplaceGaitTracking", "H1JoystickGaitTracking", "Op3Joystick", "SpotFlatTerrainJoystick",
+    "SpotGetup", "SpotJoystickGaitTracking", "T1JoystickFlatTerrain", "T1JoystickRoughTerrain",
+    "AlohaHandOver", "AlohaSinglePegInsertion", "PandaPickCube", "PandaPickCubeOrientation",
+    "PandaPickCubeCartesian", "PandaOpenCabinet", "PandaRobotiqPushCube", "LeapCubeReorient",
+    "LeapCubeRotateZAxis", "AeroCubeRotateZAxis",
+)
+
+
+def _dmc_name(domain: str, task: str) -> str:
+    return f"{domain}-{task}".replace("_", "-").lower()
+
+
+def _build() -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+
+    def add(task: Task) -> None:
+        tasks[task.name] = task
+
+    for domain, task in DMC_TASKS:
+        short = _dmc_name(domain, task)
+        aliases = {f"{domain}-{task}", short, f"dmc/{domain}-{task}"} - {f"dmc/{short}"}
+        if domain == "ball_in_cup":
+            aliases |= {"cup-catch", "ball-in-cup-catch"}
+        if (domain, task) == ("finger", "turn_hard"):
+            aliases.add("finger-turn")  # BRO's name for it
+        add(Task(f"dmc/{short}", "dmc", f"{domain}-{task}", "return", 1000, 0.0, 1000.0,
+                 aliases=tuple(sorted(aliases))))
+    for short in TDMPC2_CUSTOM_DMC:
+        add(Task(f"dmc/{short}", "dmc", short, "return", 1000, 0.0, 1000.0, aliases=(short,),
+                 runnable=False, note="TD-MPC2's custom task: published results only"))
+    for short in METAWORLD_TASKS:
+        aliases = (f"mw-{short}", f"{short}-v2", f"{short}-v3", f"{short}-v2-goal-observable",
+                   f"{short}-v3-goal-observable")
+        add(Task(f"metaworld/{short}", "metaworld", f"{short}-v3", "success", 500, 0.0, 1.0,
+                 aliases=aliases))
+    for short, word, length in MYOSUITE_HAND:
+        for hard, variant in ((False, "Fixed"), (True, "Random")):
+            name = f"myo-{short}" + ("-hard" if hard else "")
+            env_id = f"myoHand{word}{variant}-v0"
+            tdmpc2 = f"myo-hand-{short}" + ("-hard" if hard else "")
+            add(Task(f"myosuite/{name}", "myosuite", env_id, "success", length, 0.0, 1.0,
+                     aliases=(name, tdmpc2, env_id)))
+    for name in PLAYGROUND_DMC:
+        add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1000.0))
+    for name in PLAYGROUND_MENAGERIE:
+        add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1.0,
+                 note="needs MuJoCo Menagerie (HARNESS_MENAGERIE); return not normalised"))
+    return tasks
+
+
+_TASKS: dict[str, Task] = _build()
+
+
+@cache
+def _alias_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for task in _TASKS.values():
+        for alias in task.aliases:
+            index.setdefault(alias.lower(), task.name)
+    return index
+
+
+def all_tasks() -> tuple[Task, ...]:
+    """Every task of the catalog, in a stable order."""
+    return tuple(_TASKS[name] for name in sorted(_TASKS))
+
+
+_MYO_ID = re.compile(r"^myo[A-Za-z0-9]+-v\d+$")
+
+
+def resolve(name: str) -> Task:
+    """The task a canonical name or an alias refers to.
+
+    Any other registered MyoSuite id can be named as ``myosuite/<id>`` (for example
+    ``myosuite/myoElbowPose1D6MRandom-v0``); its registration is checked when the env is built.
+    Raises :class:`InputError` listing the closest valid names.
+    """
+    if name in _TASKS:
+        return _TASKS[name]
+    key = name.lower()
+    for candidate in (key, key.split("/", 1)[-1]):
+        if candidate in _alias_index():
+            return _TASKS[_alias_index()[candidate]]
+    if name.startswith("myosuite/") and _MYO_ID.match(name.split("/", 1)[1]):
+        env_id = name.split("/", 1)[1]
+        return Task(name, "myosuite", env_id, "success", 100, 0.0, 1.0,
+                    note="any registered MyoSuite id; episode length from its registration")
+    close = difflib.get_close_matches(name, list(_TASKS) + list(_alias_index()), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InputError(f"unknown task {name!r}{hint} (`harness tasks` lists them all)")
+
+
+def maybe_resolve(name: str) -> Task | None:
+    """Like :func:`resolve`, but None for an unknown name."""
+    try:
+        return resolve(name)
+    except InputError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Task groups
+
+_SIMBA_DMC_EM = (
+    "acrobot-swingup", "ball-in-cup-catch", "cartpole-balance", "cartpole-balance-sparse",
+    "cartpole-swingup", "cartpole-swingup-sparse", "cheetah-run", "finger-spin", "finger-turn-easy",
+    "finger-turn-hard", "fish-swim", "hopper-hop", "hopper-stand", "pendulum-swingup",
+    "quadruped-run", "quadruped-walk", "reacher-easy", "reacher-hard", "walker-run", "walker-stand",
+    "walker-walk",
+)
+_DMC_HARD = ("dog-stand", "dog-walk", "dog-trot", "dog-run", "humanoid-stand", "humanoid-walk",
+             "humanoid-run")
+_BRO_DMC = ("acrobot-swingup", "cheetah-run", "dog-run", "dog-stand", "dog-trot", "dog-walk",
+            "finger-turn-hard", "fish-swim", "hopper-hop", "humanoid-run", "humanoid-stand",
+            "humanoid-walk", "pendulum-swingup", "quadruped-run", "walker-run")
+_BRO_METAWORLD = ("assembly", "basketball", "button-press", "coffee-pull", "coffee-push",
+                  "disassemble", "hammer", "hand-insert", "lever-pull", "pick-place-wall", "push",
+                  "push-back", "reach", "stick-pull", "sweep")
+_MYO_HAND = tuple(f"myo-{s}{h}" for s, _, _ in MYOSUITE_HAND for h in ("", "-hard"))
+_TDMPC2_DMC = tuple(sorted(
+    ("acrobot-swingup", "cartpole-balance", "cartpole-balance-sparse", "cartpole-swingup",
+     "cartpole-swingup-sparse", "cheetah-run", "ball-in-cup-catch", "dog-run", "dog-stand", "dog-trot",
+     "dog-walk", "finger-spin", "finger-turn-easy", "finger-turn-hard", "fish-swim", "hopper-hop",
+     "hopper-stand", "humanoid-run", "humanoid-stand", "humanoid-walk", "pendulum-swingup",
+     "quadruped-run", "quadruped-walk", "reacher-easy", "reacher-hard", "walker-run", "walker-stand",
+     "walker-walk") + TDMPC2_CUSTOM_DMC
+))
+
+
+def _group(name: str, description: str, suite: str, tasks: Iterable[str]) -> TaskGroup:
+    return TaskGroup(name, description, tuple(f"{suite}/{t}" for t in tasks))
+
+
+GROUPS: dict[str, TaskGroup] = {
+    g.name: g
+    for g in (
+        _group("dmc-hard", "DMC dog and humanoid tasks (BRO, TD-MPC2, SimbaV2's DMC-Hard)", "dmc",
+               _DMC_HARD),
+        _group("dmc-easy", "The 21 DMC easy and medium tasks of SimbaV2 (DMC-EM)", "dmc",
+               _SIMBA_DMC_EM),
+        _group("dmc-all", "Every task of dm-control's suite", "dmc",
+               (_dmc_name(d, t) for d, t in DMC_TASKS)),
+        _group("tdmpc2-dmc", "TD-MPC2's 39 DMC tasks (28 standard, 11 custom)", "dmc", _TDMPC2_DMC),
+        _group("bro-dmc", "BRO's 15 DMC tasks", "dmc", _BRO_DMC),
+        _group("metaworld-mt50", "All 50 MetaWorld tasks (v3, goal-observable), single-task runs",
+               "metaworld", METAWORLD_TASKS),
+        _group("bro-metaworld", "BRO's 15 MetaWorld tasks", "metaworld", _BRO_METAWORLD),
+        _group("myosuite-hand", "The 10 MyoSuite hand tasks of BRO and TD-MPC2", "myosuite", _MYO_HAND),
+        _group("playground-dmc", "MuJoCo Playground's 25 DeepMind-Control-style tasks", "playground",
+               PLAYGROUND_DMC),
+    )
+}
+GROUPS["bro-40"] = TaskGroup(
+    "bro-40", "BRO's 40 tasks: 15 DMC, 15 MetaWorld, 10 MyoSuite",
+    GROUPS["bro-dmc"].tasks + GROUPS["bro-metaworld"].tasks + GROUPS["myosuite-hand"].tasks,
+)
+
+
+def group(name: str) -> TaskGroup:
+    """A task group by name; :class:`InputError` lists the valid names."""
+    if name not in GROUPS:
+        raise InputError(f"unknown task group {name!r}; valid groups: {', '.join(sorted(GROUPS))}")
+    return GROUPS[name]

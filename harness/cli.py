@@ -1,0 +1,280 @@
+"""The ``harness`` command: a thin layer over the library.
+
+Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regression),
+2 bad usage or bad input. ``HARNESS_RESULTS`` sets the results folder (default ``./results``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import numpy as np
+import typer
+from typer.core import TyperGroup
+from rich.console import Console
+from rich.table import Table
+
+import agents
+from harness import catalog
+from harness import store as store_mod
+from harness.errors import Finding, HarnessError, InputError
+
+class _Group(TyperGroup):
+    """Turns a HarnessError raised by any command into a message on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Benchmark-and-evaluation harness for continuous-control RL.\n\n"
+    "Example: harness run suites/quickstart.yaml",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+SUITES_DIR = Path("suites")
+
+ResultsOption = Annotated[
+    Path | None,
+    typer.Option("--results", help="Results folder (default: $HARNESS_RESULTS or ./results).", show_default=False),
+]
+
+
+def results_dir(results: Path | None) -> Path:
+    """The results folder: the option, else $HARNESS_RESULTS, else ./results."""
+    return results or Path(os.environ.get("HARNESS_RESULTS", "results"))
+
+
+def open_store(results: Path | None) -> store_mod.Store:
+    return store_mod.Store(results_dir(results) / "harness.duckdb")
+
+
+# ----------------------------------------------------------------------------------------------
+# harness run
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    manifest: Annotated[Path, typer.Argument(help="Suite manifest (YAML), e.g. suites/quickstart.yaml.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="key=value overrides applied on top of the manifest, e.g. seeds=3 agents.sac.batch_size=64.",
+        show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan; run nothing.")] = False,
+    results: ResultsOption = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per GPU, else 1).",
+                                                 min=1, show_default=False)] = None,
+    seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.", min=1,
+                                               show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help="Override the budget (environment steps per run).",
+                                                min=1, show_default=False)] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag these runs (reports label them AGENT@TAG), e.g. a git ref.",
+                                             show_default=False)] = None,
+) -> None:
+    """Run a suite: train every (task, agent, seed) and record the curves in DuckDB.
+
+    Re-running the same command skips finished runs and resumes interrupted ones from their last
+    checkpoint (Ctrl-C or even kill -9 lose at most the work since the last evaluation).
+
+    Example: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64
+    """
+    from harness import executor, manifest as manifest_mod
+
+    extra = list(overrides or [])
+    extra += [f"seeds={seeds}"] if seeds is not None else []
+    extra += [f"budget={budget}"] if budget is not None else []
+    extra += [f"tag={tag}"] if tag is not None else []
+    plan = manifest_mod.load(manifest, extra)
+    out = results_dir(results)
+    n_workers = workers or executor.default_workers()
+    _print_plan(plan, out, n_workers)
+    if dry_run:
+        return
+    try:
+        outcome = executor.execute(plan, out, n_workers, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped.[/] Run the same command again to resume from the last checkpoints.")
+        raise typer.Exit(130) from None
+    _print_summary(open_store(out), plan)
+    if outcome.skipped:
+        console.print(f"{len(outcome.skipped)} group(s) were already finished and were skipped.")
+    if outcome.failed:
+        for group_id, error in outcome.failed:
+            console.print(f"[red]failed[/] group {group_id}: {error}")
+        raise Finding(f"{len(outcome.failed)} of {len(plan.groups)} run group(s) failed; "
+                      "their errors are recorded in the store (`harness status`)")
+
+
+def _print_plan(plan: object, out: Path, workers: int) -> None:
+    from harness.executor import group_state
+    from harness.manifest import Plan
+
+    assert isinstance(plan, Plan)
+    m = plan.manifest
+    console.print(f"[bold]{m.name}[/] — {m.description}".rstrip(" —"))
+    console.print(f"  variant {m.variant}; {len(plan.tasks)} task(s): "
+                  + ", ".join(t.name for t in plan.tasks))
+    for spec in plan.agents:
+        console.print(f"  agent {spec.label} = {spec.algo} (config {spec.config_hash})")
+    states = [group_state(out, g) for g in plan.groups]
+    console.print(
+        f"  seeds {m.seed_list}; budget {m.budget:,} env steps; eval every {m.eval.every:,} steps x "
+        f"{m.eval.episodes} episodes{'; tag ' + m.tag if m.tag else ''}"
+    )
+    console.print(
+        f"  {len(plan.runs)} runs in {len(plan.groups)} groups (seeds of a group train together): "
+        f"{states.count('new')} new, {states.count('resumable')} to resume, {states.count('finished')} finished"
+    )
+    console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
+
+
+def _print_summary(store: store_mod.Store, plan: object) -> None:
+    from harness.manifest import Plan
+
+    assert isinstance(plan, Plan)
+    run_ids = [r.run_id for r in plan.runs]
+    with store.connect(read_only=True) as con:
+        scores = store_mod.load_scores(con, statuses=("finished",))
+        runs = con.execute("SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?))", [run_ids]).df()
+    scores = scores[scores.run_id.isin(run_ids)]
+    final = scores.sort_values("step").groupby("run_id").tail(1)
+    table = Table(title=f"{plan.manifest.name}: final evaluation (mean ± std over seeds)")
+    table.add_column("task")
+    labels = [s.label if not plan.manifest.tag else f"{s.label}@{plan.manifest.tag}" for s in plan.agents]
+    for label in labels:
+        table.add_column(label, justify="right")
+    for task in plan.tasks:
+        cells = []
+        for label in labels:
+            vals = final[(final.task == task.name) & (final.label == label)].raw.to_numpy()
+            cells.append("-" if len(vals) == 0 else f"{np.mean(vals):.3g} ± {np.std(vals):.2g} (n={len(vals)})")
+        table.add_row(task.name, *cells)
+    console.print(table)
+    n_failed = int((runs.status == "failed").sum())
+    if n_failed:
+        console.print(f"[red]{n_failed} run(s) failed[/]")
+
+
+# ----------------------------------------------------------------------------------------------
+# harness status / suites / tasks / agents
+
+
+@app.command()
+def status(results: ResultsOption = None) -> None:
+    """Show the runs in the store: per suite, agent and task, seeds by status and the last evaluation.
+
+    Works while a run is in progress (the store is only held for the moment of each write).
+
+    Example: harness status --results results
+    """
+    store = open_store(results)
+    with store.connect(read_only=True) as con:
+        frame = con.execute(
+            "SELECT r.source, coalesce(r.suite, '') AS suite, r.label, r.task, r.status, count(*) AS runs, "
+            "max(c.step) AS last_step, "
+            "avg(c.value) FILTER (WHERE c.step = c.max_step) AS last_eval "
+            "FROM runs r LEFT JOIN (SELECT run_id, step, value, max(step) OVER (PARTITION BY run_id) AS max_step "
+            "  FROM curves WHERE metric = 'eval/return' OR metric = 'eval/success') c USING (run_id) "
+            "GROUP BY ALL ORDER BY source, suite, label, task, status"
+        ).df()
+        errors = con.execute("SELECT label, task, seed, error FROM runs WHERE status = 'failed' "
+                             "ORDER BY label, task, seed").df()
+    if frame.empty:
+        console.print(f"no runs in {store.path}")
+        return
+    table = Table(title=f"runs in {store.path}")
+    for col in ("source", "suite", "agent", "task", "status", "runs", "last step", "last eval"):
+        table.add_column(col, justify="right" if col in ("runs", "last step", "last eval") else "left")
+    for row in frame.itertuples():
+        last_step = "-" if row.last_step != row.last_step else f"{int(row.last_step):,}"
+        last_eval = "-" if row.last_eval != row.last_eval else f"{row.last_eval:.3g}"
+        table.add_row(row.source, row.suite, row.label, row.task, row.status, str(row.runs), last_step, last_eval)
+    console.print(table)
+    for row in errors.itertuples():
+        first_line = (row.error or "").splitlines()[0] if row.error else ""
+        console.print(f"[red]failed[/] {row.label} {row.task} seed {row.seed}: {first_line}")
+
+
+@app.command()
+def suites() -> None:
+    """List the shipped suite manifests (suites/*.yaml) with their task count and description.
+
+    Example: harness suites
+    """
+    from harness import manifest as manifest_mod
+
+    paths = manifest_mod.shipped_suites(SUITES_DIR)
+    if not paths:
+        raise InputError(f"no manifests in {SUITES_DIR.resolve()}: run from the repository root")
+    table = Table(title="suites")
+    for col in ("manifest", "tasks", "agents", "seeds", "budget", "description"):
+        table.add_column(col)
+    for path in paths:
+        plan = manifest_mod.load(path)
+        m = plan.manifest
+        table.add_row(str(path), str(len(plan.tasks)), ", ".join(m.agents), str(len(m.seed_list)),
+                      f"{m.budget:,}", m.description)
+    console.print(table)
+
+
+@app.command()
+def tasks(
+    group: Annotated[str | None, typer.Argument(help="A task group (e.g. dmc-hard) or a suite (dmc, metaworld, "
+                                                "myosuite, playground); all tasks when omitted.")] = None,
+) -> None:
+    """List the task catalog: metric, episode length, action repeat, normalisation and aliases.
+
+    Example: harness tasks dmc-hard
+    """
+    if group is None:
+        selected = list(catalog.all_tasks())
+    elif group in catalog.SUITES:
+        selected = [t for t in catalog.all_tasks() if t.suite == group]
+    else:
+        selected = [catalog.resolve(n) for n in catalog.group(group).tasks]
+    table = Table(title=f"tasks{' in ' + group if group else ''} ({len(selected)})")
+    for col in ("task", "metric", "episode", "repeat", "normalisation", "aliases", "note"):
+        table.add_column(col)
+    for t in selected:
+        table.add_row(t.name, t.metric, str(t.episode_length), str(t.action_repeat), t.normalisation,
+                      ", ".join(a for a in t.aliases if "/" not in a), t.note)
+    console.print(table)
+    if group is None:
+        console.print("groups: " + ", ".join(f"{g.name} ({len(g.tasks)})" for g in catalog.GROUPS.values()))
+
+
+@app.command("agents")
+def list_agents() -> None:
+    """List the reference agents and their configurable keys (defaults are the published ones).
+
+    Example: harness agents
+    """
+    import dataclasses
+
+    table = Table(title="agents")
+    for col in ("agent", "description", "config keys (defaults)"):
+        table.add_column(col)
+    for agent in agents.AGENTS.values():
+        keys = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(agent.config_cls))
+        table.add_row(agent.name, agent.description, keys)
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main() -> None:
+    """Console entry point."""
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    app()

@@ -1,0 +1,26 @@
+"""Errors that reach the user as a clear message and an exit code, never as a traceback.
+
+`InputError` (exit 2) is a usage or input mistake: a malformed manifest, an unknown task, a bad
+option. `Finding` (exit 1) is a result the user asked us to judge: a rejected submission, a gate
+that found a regression, a batch with failed runs.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class of the errors the CLI turns into a message and an exit code."""
+
+    exit_code = 2
+
+
+class InputError(HarnessError):
+    """Bad usage or bad input (exit code 2)."""
+
+    exit_code = 2
+
+
+class Finding(HarnessError):
+    """A finding the user asked for: a rejected submission, a regression, failed runs (exit 1)."""
+
+    exit_code = 1

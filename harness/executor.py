@@ -1,0 +1,180 @@
+"""The local executor: run groups in worker processes, the coordinator alone writes DuckDB.
+
+Workers (spawned processes, one GPU each when there are GPUs) train groups and write shards; the
+coordinator shows progress, ingests shards as evaluations land and when groups end, and records a
+failed group as failed with its error while the others go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import subprocess
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness import store as store_mod
+from harness.manifest import Plan, RunGroup
+from harness.layout import read_status, run_dir, write_run_record
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a batch did: groups finished now, skipped (already finished), and failed with errors."""
+
+    finished: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...]
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids from CUDA_VISIBLE_DEVICES, else from ``nvidia-smi -L``; empty on a CPU machine."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU")]
+
+
+def default_workers() -> int:
+    return max(1, len(visible_gpus()))
+
+
+def group_state(results: Path, group: RunGroup) -> str:
+    """'finished', 'resumable' (a checkpoint or partial shards exist) or 'new'."""
+    statuses = {read_status(results, r.run_id) for r in group.runs}
+    if statuses == {"finished"}:
+        return "finished"
+    return "new" if statuses == {None} else "resumable"
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker side
+
+
+def _init_worker(gpu_queue: Any) -> None:
+    try:
+        gpu = gpu_queue.get_nowait()
+    except queue.Empty:
+        gpu = None
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def _work(group: RunGroup, results: Path, messages: Any) -> str | None:
+    """Train one group; returns None, or the error text (the runs are recorded as failed)."""
+
+    def report(group_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
+        messages.put((group_id, steps, budget, sps, last_eval))
+
+    from harness.runner import train_group  # imported in the worker: it loads JAX and simulators
+
+    try:
+        train_group(group, results, report)
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        detail = traceback.format_exc(limit=8)
+        for spec in group.runs:
+            write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
+        return text
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Coordinator side
+
+
+def execute(plan: Plan, results: Path, workers: int, console: Console) -> Outcome:
+    """Run every unfinished group of the plan; ingest shards into ``results/harness.duckdb``."""
+    store = store_mod.Store(results / "harness.duckdb")
+    store.ensure()
+    todo = [g for g in plan.groups if group_state(results, g) != "finished"]
+    skipped = tuple(g.group_id for g in plan.groups if g not in todo)
+    _ingest(store, results, [g for g in plan.groups if g not in todo])
+    if not todo:
+        return Outcome((), skipped, ())
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    messages = manager.Queue()
+    gpus = manager.Queue()
+    for gpu in visible_gpus():
+        gpus.put(gpu)
+    finished: list[str] = []
+    failed: list[tuple[str, str]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress, \
+            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(gpus,)) as pool:
+        bars = {
+            g.group_id: progress.add_task(f"{g.first.task} · {g.first.label} · {len(g.runs)} seeds",
+                                          total=g.first.budget, sps="-", score="-")
+            for g in todo
+        }
+        by_id = {g.group_id: g for g in todo}
+        futures: dict[Future[str | None], RunGroup] = {pool.submit(_work, g, results, messages): g for g in todo}
+        last_ingest = 0.0
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            touched = _drain(messages, progress, bars)
+            if touched and time.monotonic() - last_ingest > 2.0:
+                _ingest(store, results, [by_id[t] for t in touched])
+                last_ingest = time.monotonic()
+            for future in done:
+                group = futures[future]
+                error = _result(future, group, results)
+                _ingest(store, results, [group])
+                if error is None:
+                    finished.append(group.group_id)
+                    progress.update(bars[group.group_id], completed=group.first.budget)
+                else:
+                    failed.append((group.group_id, error))
+                    progress.update(bars[group.group_id], description=f"[red]FAILED[/] {group.first.task} · "
+                                    f"{group.first.label}")
+        _drain(messages, progress, bars)
+    manager.shutdown()
+    return Outcome(tuple(finished), skipped, tuple(failed))
+
+
+def _result(future: Future[str | None], group: RunGroup, results: Path) -> str | None:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process itself died (a crash in a simulator, OOM kill)
+        text = f"worker died: {type(exc).__name__}: {exc}"
+        for spec in group.runs:
+            write_run_record(results, spec, status="failed", error=text)
+        return text
+
+
+def _drain(messages: Any, progress: Progress, bars: dict[str, Any]) -> set[str]:
+    touched: set[str] = set()
+    while True:
+        try:
+            group_id, steps, _budget, sps, last_eval = messages.get_nowait()
+        except queue.Empty:
+            return touched
+        score = "-" if last_eval is None else f"{last_eval:.1f}"
+        progress.update(bars[group_id], completed=steps, sps=f"{sps:,.0f}", score=score)
+        touched.add(group_id)
+
+
+def _ingest(store: store_mod.Store, results: Path, groups: Sequence[RunGroup]) -> None:
+    dirs = [run_dir(results, r.run_id) for g in groups for r in g.runs]
+    dirs = [d for d in dirs if d.exists()]
+    if dirs:
+        store_mod.ingest_run_dirs(store, dirs)

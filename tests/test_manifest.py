@@ -1,0 +1,154 @@
+"""Manifests: validation errors name the file and key, expansion and run ids are stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from harness import manifest
+from harness.cli import app
+from harness.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = {
+    "name": "t",
+    "description": "test",
+    "tasks": ["dmc/cartpole-balance", "pendulum-swingup"],
+    "agents": {"sac": {"hidden_dims": [32, 32]}, "random": {}},
+    "seeds": 2,
+    "budget": 4000,
+    "eval": {"every": 2000, "episodes": 1},
+}
+
+
+def write(tmp_path: Path, data: object, name: str = "m.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def with_(**changes: object) -> dict[str, object]:
+    out = dict(GOOD)
+    out.update(changes)
+    return out
+
+
+# Each bad manifest, and the words its error must contain: the key path and what was expected.
+BAD = [
+    ("unknown top-level key", with_(budgett=5), ["budgett", "Extra inputs are not permitted"]),
+    ("missing required key", {k: v for k, v in GOOD.items() if k != "budget"}, ["budget", "Field required"]),
+    ("wrong type for budget", with_(budget="lots"), ["budget", "valid integer", "'lots'"]),
+    ("negative seeds", with_(seeds=-1), ["seeds", "greater than 0"]),
+    ("unknown task", with_(tasks=["dmc/cheeta-run"]), ["tasks.0", "unknown task", "dmc/cheetah-run"]),
+    ("unknown task group", with_(tasks=[{"group": "dmc-hardest"}]), ["tasks.0", "dmc-hard"]),
+    ("unknown agent", with_(agents={"sacc": {}}), ["agents.sacc", "unknown agent", "sac"]),
+    ("unknown agent config key", with_(agents={"sac": {"batchsize": 64}}),
+     ["agents.sac.batchsize", "unknown config key", "batch_size"]),
+    ("wrong agent config type", with_(agents={"sac": {"batch_size": "big"}}),
+     ["agents.sac.batch_size", "expected int", "'big'"]),
+    ("eval every beyond budget", with_(eval={"every": 10_000, "episodes": 1}), ["eval.every", "budget"]),
+    ("zero eval episodes", with_(eval={"every": 1000, "episodes": 0}), ["eval.episodes", "greater than 0"]),
+    ("unknown eval key", with_(eval={"every": 1000, "episode": 3}), ["eval.episode", "Extra inputs"]),
+    ("planned variant", with_(variant="multitask"), ["variant", "not supported yet", "single"]),
+    ("unknown variant", with_(variant="meta"), ["variant", "'single'"]),
+    ("empty task list", with_(tasks=[]), ["tasks", "at least 1"]),
+    ("non-positive batch size", with_(agents={"sac": {"batch_size": 0}}), ["agents.sac.batch_size", "positive"]),
+    ("task that only exists in published results", with_(tasks=["dmc/cup-spin"]),
+     ["tasks.0", "cannot be run here"]),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_manifest_names_file_and_key(tmp_path: Path, case: str, data: dict[str, object],
+                                         words: list[str]) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(InputError) as err:
+        manifest.load(path)
+    message = str(err.value)
+    assert str(path) in message, case
+    for word in words:
+        assert word in message, f"{case}: {word!r} not in {message!r}"
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not valid YAML"):
+        manifest.load(write(tmp_path, "name: [unclosed"))
+    with pytest.raises(InputError, match="expected a mapping"):
+        manifest.load(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(InputError, match="no such manifest"):
+        manifest.load(tmp_path / "missing.yaml")
+
+
+def test_cli_reports_bad_manifest_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, with_(agents={"sac": {"batchsize": 64}}))
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 2
+    assert "agents.sac.batchsize" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_overrides_apply_and_are_validated(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    plan = manifest.load(path, ["seeds=3", "budget=6000", "agents.sac.batch_size=64", "eval.episodes=2"])
+    assert plan.manifest.seed_list == [0, 1, 2]
+    assert plan.manifest.budget == 6000
+    sac = next(a for a in plan.agents if a.label == "sac")
+    assert sac.config.batch_size == 64
+    assert sac.config.hidden_dims == (32, 32)
+    with pytest.raises(InputError, match="agents.sac.batch_size"):
+        manifest.load(path, ["agents.sac.batch_size=many"])
+    with pytest.raises(InputError, match="expected key=value"):
+        manifest.load(path, ["seeds"])
+    with pytest.raises(InputError, match="budget is not a mapping"):
+        manifest.load(path, ["budget.x=1"])
+
+
+def test_expansion_counts_and_labels(tmp_path: Path) -> None:
+    plan = manifest.load(write(tmp_path, with_(tasks=[{"group": "dmc-hard"}, "dmc/dog-run"])))
+    # 7 dmc-hard tasks (dog-run listed twice counts once) x 2 agents = 14 groups x 2 seeds = 28 runs.
+    assert len(plan.tasks) == 7
+    assert len(plan.groups) == 14
+    assert len(plan.runs) == 28
+    assert len({r.run_id for r in plan.runs}) == 28
+    assert {r.label for r in plan.runs} == {"sac", "random"}
+
+
+def test_run_ids_are_stable_and_sensitive_to_what_matters(tmp_path: Path) -> None:
+    a = manifest.load(write(tmp_path, GOOD, "a.yaml"))
+    b = manifest.load(write(tmp_path, with_(name="other-name", description="x"), "b.yaml"))
+    assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]  # the suite's name is not the run
+    c = manifest.load(write(tmp_path, GOOD, "c.yaml"), ["agents.sac.batch_size=128"])
+    changed = {r.run_id for r in c.runs} - {r.run_id for r in a.runs}
+    assert len(changed) == 4  # the sac runs: 2 tasks x 2 seeds
+    d = manifest.load(write(tmp_path, GOOD, "d.yaml"), ["tag=candidate"])
+    assert not {r.run_id for r in d.runs} & {r.run_id for r in a.runs}
+    assert {r.label for r in d.runs} == {"sac@candidate", "random@candidate"}
+
+
+def test_algo_key_gives_a_second_label_of_the_same_agent(tmp_path: Path) -> None:
+    plan = manifest.load(write(tmp_path, with_(agents={"sac": {}, "sac_lr0": {"algo": "sac", "actor_lr": 0.0}})))
+    specs = {a.label: a for a in plan.agents}
+    assert specs["sac_lr0"].algo == "sac"
+    assert specs["sac_lr0"].config.actor_lr == 0.0
+    assert specs["sac"].config_hash != specs["sac_lr0"].config_hash
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "suites").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_manifests_validate(path: Path) -> None:
+    plan = manifest.load(path)
+    assert plan.runs
+
+
+def test_dmc_hard_dry_run_prints_the_plan() -> None:
+    result = CliRunner().invoke(app, ["run", str(ROOT / "suites" / "dmc-hard.yaml"), "--dry-run",
+                                      "--results", "/nonexistent-results"])
+    assert result.exit_code == 0, result.output
+    for task in ("dog-stand", "dog-walk", "dog-trot", "dog-run", "humanoid-stand", "humanoid-walk",
+                 "humanoid-run"):
+        assert f"dmc/{task}" in result.output
+    assert "1,000,000 env steps" in result.output
+    assert "runs in" in result.output and "/nonexistent-results" in result.output
