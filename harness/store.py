@@ -158,11 +158,11 @@ class Store:
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SCHEMA)
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    if not rows:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-    elif row[0] != SCHEMA_VERSION:
-        raise InputError(f"store schema version {row[0]} is not the supported {SCHEMA_VERSION}")
+    elif rows[0][0] != SCHEMA_VERSION:
+        raise InputError(f"store schema version {rows[0][0]} is not the supported {SCHEMA_VERSION}")
     _sync_tasks(con)
 
 
@@ -202,7 +202,7 @@ def insert_points(con: duckdb.DuckDBPyConnection, points: pd.DataFrame) -> int:
     if points.empty:
         return 0
     frame = points[["run_id", "metric", "step", "value"]]
-    before = con.execute("SELECT count(*) FROM curves").fetchone()
+    before = scalar(con, "SELECT count(*) FROM curves")
     con.register("_new_points", frame)
     try:
         con.execute(
@@ -211,9 +211,12 @@ def insert_points(con: duckdb.DuckDBPyConnection, points: pd.DataFrame) -> int:
         )
     finally:
         con.unregister("_new_points")
-    after = con.execute("SELECT count(*) FROM curves").fetchone()
-    assert before is not None and after is not None
-    return int(after[0]) - int(before[0])
+    return int(scalar(con, "SELECT count(*) FROM curves")) - int(before)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The single value a query returns (the result is fetched whole, as DuckDB 2 requires)."""
+    return con.execute(sql, list(params)).fetchall()[0][0]
 
 
 def _db_value(value: Any) -> Any:

@@ -1,0 +1,89 @@
+"""The DuckDB store: schema keys, idempotent ingestion of shards, scores normalised by the catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harness import store as store_mod
+from harness.store import Store
+
+
+def write_shard(run_dir: Path, run_id: str, task: str, points: list[tuple[str, int, float]],
+                partial_line: str = "") -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"run_id": run_id, "source": "harness", "label": "sac", "agent": "sac", "task": task,
+              "seed": 0, "status": "finished", "started_at": "2026-11-21 10:00:00.000000",
+              "config": {"a": 1}, "packages": {"jax": "0.10.2"}}
+    (run_dir / store_mod.SHARD_RUN).write_text(json.dumps(record))
+    lines = "".join(json.dumps({"metric": m, "step": s, "value": v}) + "\n" for m, s, v in points)
+    (run_dir / store_mod.SHARD_CURVES).write_text(lines + partial_line)
+
+
+def counts(path: Path) -> tuple[int, int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return store_mod.scalar(con, "SELECT count(*) FROM runs"), store_mod.scalar(con, "SELECT count(*) FROM curves")
+
+
+def test_ingestion_is_idempotent_and_ignores_a_cut_line(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    write_shard(run, "r1", "dmc/cartpole-balance",
+                [("eval/return", 1000, 100.0), ("eval/return", 2000, 250.0), ("agent/critic_loss", 1000, 3.5)],
+                partial_line='{"metric": "eval/return", "st')
+    assert store_mod.ingest_run_dirs(store, [run]) == 3
+    assert store_mod.ingest_run_dirs(store, [run]) == 0  # the same shard twice changes nothing
+    assert counts(store.path) == (1, 3)
+    # A writer in the middle of a line finishes it: only that point is new.
+    with (run / store_mod.SHARD_CURVES).open("a") as f:
+        f.write('ep": 3000, "value": 400.0}\n')
+    assert store_mod.ingest_run_dirs(store, [run]) == 1
+    assert counts(store.path) == (1, 4)
+
+
+def test_duplicate_keys_are_impossible(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    store.ensure()
+    with store.transaction() as con:
+        con.execute("INSERT INTO curves VALUES ('r', 'eval/return', 1, 1.0)")
+    with pytest.raises(duckdb.ConstraintException), store.transaction() as con:
+        con.execute("INSERT INTO curves VALUES ('r', 'eval/return', 1, 2.0)")
+    with pytest.raises(duckdb.ConstraintException), store.transaction() as con:
+        con.execute("INSERT INTO runs (run_id, source, label, agent, task, seed, status) "
+                    "VALUES ('x', 'elsewhere', 'a', 'a', 't', 0, 'finished')")
+    assert counts(store.path) == (0, 1)
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 100.0)])
+    with pytest.raises(RuntimeError), store.transaction() as con:
+        store_mod.upsert_run(con, json.loads((run / store_mod.SHARD_RUN).read_text()))
+        raise RuntimeError("interrupted")
+    assert counts(store.path) == (0, 0)
+
+
+def test_scores_are_normalised_from_the_catalog(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    dmc, mw = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    write_shard(dmc, "a", "dmc/cheetah-run", [("eval/return", 1000, 250.0), ("train/episode_return", 1000, 9.0)])
+    write_shard(mw, "b", "metaworld/reach", [("eval/success", 1000, 0.4), ("eval/return", 1000, 1234.0)])
+    store_mod.ingest_run_dirs(store, [dmc, mw])
+    with store.connect(read_only=True) as con:
+        scores = store_mod.load_scores(con).set_index("run_id")
+    # DMC: 250 / 1000 = 0.25. MetaWorld: the success rate as it is (its return is not the score).
+    assert scores.loc["a", "score"] == pytest.approx(0.25)
+    assert scores.loc["b", "score"] == pytest.approx(0.4)
+    assert scores.loc["b", "raw"] == pytest.approx(0.4)
+    assert len(scores) == 2
+
+
+def test_read_only_connection_to_a_missing_store_is_an_input_error(tmp_path: Path) -> None:
+    from harness.errors import InputError
+
+    with pytest.raises(InputError, match="no store"), Store(tmp_path / "none.duckdb").connect(read_only=True):
+        pass
