@@ -10,7 +10,7 @@ Order: config, networks, state, losses, update, act/init.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -109,10 +109,13 @@ def sample_action(
 # State
 
 
+Params = Any  # a flax parameter tree
+
+
 class SACState(NamedTuple):
-    actor_params: dict
-    critic_params: dict
-    target_critic_params: dict
+    actor_params: Params
+    critic_params: Params
+    target_critic_params: Params
     log_temperature: jax.Array  # ()
     actor_opt: optax.OptState
     critic_opt: optax.OptState
@@ -123,6 +126,14 @@ class SACState(NamedTuple):
 
 def _nets(cfg: SACConfig, act_dim: int) -> tuple[Actor, TwinCritic]:
     return Actor(cfg.hidden_dims, act_dim), TwinCritic(cfg.hidden_dims)
+
+
+def _policy(actor: Actor, params: Params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return cast(tuple[jax.Array, jax.Array], actor.apply(params, obs))
+
+
+def _q(critic: TwinCritic, params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+    return cast(jax.Array, critic.apply(params, obs, action))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,22 +174,22 @@ def update(cfg: SACConfig, state: SACState, batch: Batch, key: jax.Array) -> tup
     key_next, key_pi = jax.random.split(key)
     temperature = jnp.exp(state.log_temperature)
 
-    next_mean, next_log_std = actor.apply(state.actor_params, batch.next_obs)
+    next_mean, next_log_std = _policy(actor, state.actor_params, batch.next_obs)
     next_action, next_logp = sample_action(next_mean, next_log_std, key_next)
-    next_q = critic.apply(state.target_critic_params, batch.next_obs, next_action)  # (2, B)
+    next_q = _q(critic, state.target_critic_params, batch.next_obs, next_action)  # (2, B)
 
-    def critic_objective(params: dict) -> tuple[jax.Array, jax.Array]:
-        q_pred = critic.apply(params, batch.obs, batch.action)  # (2, B)
+    def critic_objective(params: Params) -> tuple[jax.Array, jax.Array]:
+        q_pred = _q(critic, params, batch.obs, batch.action)  # (2, B)
         return critic_loss(q_pred, batch.reward, batch.discount, next_q, next_logp, temperature), q_pred
 
     (c_loss, q_pred), c_grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic_params)
     c_updates, critic_opt = optax.adam(cfg.critic_lr).update(c_grads, state.critic_opt)
     critic_params = optax.apply_updates(state.critic_params, c_updates)
 
-    def actor_objective(params: dict) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = actor.apply(params, batch.obs)
+    def actor_objective(params: Params) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = _policy(actor, params, batch.obs)
         action, logp = sample_action(mean, log_std, key_pi)
-        q = critic.apply(critic_params, batch.obs, action)
+        q = _q(critic, critic_params, batch.obs, action)
         return actor_loss(q, logp, temperature), logp
 
     (a_loss, logp), a_grads = jax.value_and_grad(actor_objective, has_aux=True)(state.actor_params)
@@ -218,16 +229,16 @@ def act(
     """tanh(mean) when deterministic (evaluation), else a sample from the squashed Gaussian."""
     del task_id
     actor = Actor(cfg.hidden_dims, _act_dim(state.actor_params))
-    mean, log_std = actor.apply(state.actor_params, obs)
+    mean, log_std = _policy(actor, state.actor_params, obs)
     if deterministic:
         return jnp.tanh(mean)
     action, _ = sample_action(mean, log_std, key)
     return action
 
 
-def _act_dim(actor_params: dict) -> int:
+def _act_dim(actor_params: Params) -> int:
     """The action size, read from the shape of the actor's output layer (mean and log-std)."""
-    last = jax.tree_util.tree_leaves(actor_params)[-1]  # the output bias, (2 * act,)
+    last = jax.tree_util.tree_leaves(actor_params)[-1]  # the output layer's kernel, (hidden, 2 * act)
     return int(last.shape[-1]) // 2
 
 

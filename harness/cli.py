@@ -7,30 +7,31 @@ Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regres
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import numpy as np
+import pandas as pd
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 import agents
 from harness import catalog
 from harness import store as store_mod
+from harness.commands.submit import register as register_submit
 from harness.errors import Finding, HarnessError, InputError
+
 
 class _Group(TyperGroup):
     """Turns a HarnessError raised by any command into a message on stderr and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer's bundled click)
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -88,7 +89,8 @@ def run(
 
     Example: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64
     """
-    from harness import executor, manifest as manifest_mod
+    from harness import executor
+    from harness import manifest as manifest_mod
 
     extra = list(overrides or [])
     extra += [f"seeds={seeds}"] if seeds is not None else []
@@ -196,8 +198,8 @@ def status(results: ResultsOption = None) -> None:
     for col in ("source", "suite", "agent", "task", "status", "runs", "last step", "last eval"):
         table.add_column(col, justify="right" if col in ("runs", "last step", "last eval") else "left")
     for row in frame.itertuples():
-        last_step = "-" if row.last_step != row.last_step else f"{int(row.last_step):,}"
-        last_eval = "-" if row.last_eval != row.last_eval else f"{row.last_eval:.3g}"
+        last_step = "-" if pd.isna(row.last_step) else f"{int(row.last_step):,}"
+        last_eval = "-" if pd.isna(row.last_eval) else f"{row.last_eval:.3g}"
         table.add_row(row.source, row.suite, row.label, row.task, row.status, str(row.runs), last_step, last_eval)
     console.print(table)
     for row in errors.itertuples():
@@ -271,7 +273,10 @@ def list_agents() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Entry point
+# Feature commands and the entry point
+
+register_submit(app)
+
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import store as store_mod
-from harness.manifest import Plan, RunGroup
 from harness.layout import read_status, run_dir, write_run_record
+from harness.manifest import Plan, RunGroup
 
 
 @dataclass(frozen=True)

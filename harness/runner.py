@@ -35,8 +35,8 @@ import agents
 from agents.base import AgentConfig, Batch
 from harness import catalog, envs
 from harness.envs.vector import VecEnv, evaluate
-from harness.manifest import RunGroup, RunSpec
 from harness.layout import group_dir, now, read_status, run_dir, write_run_record
+from harness.manifest import RunGroup
 from harness.store import SHARD_CURVES
 
 #: Progress callback: (group_id, env_steps, budget, env_steps_per_s, last eval return or None).
@@ -95,7 +95,7 @@ class Replay:
         base = (self.ptr - self.size + rng.integers(0, usable, shape)) % cap  # (S, count, B)
         reward = np.zeros(shape, np.float32)
         discount = np.zeros(shape, np.float32)
-        next_obs = np.zeros(shape + (self.obs.shape[-1],), np.float32)
+        next_obs = np.zeros((*shape, self.obs.shape[-1]), np.float32)
         alive = np.ones(shape, bool)
         for k in range(n_step):
             pos = (base + k) % cap
@@ -187,6 +187,17 @@ def environment_facts() -> dict[str, Any]:
 # Training
 
 
+@dataclass
+class Counters:
+    """Where a group stands; saved in every checkpoint."""
+
+    next_eval: int
+    env_steps: int = 0
+    updates: int = 0
+    wall_s: float = 0.0
+    last_eval: float | None = None
+
+
 def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = None) -> None:
     """Train (or resume, or skip if finished) the seeds of one group; raises if training fails."""
     specs = group.runs
@@ -214,8 +225,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
     state = init(init_keys, obs_dim, act_dim, 1)
     replay = Replay(n_seeds, n_envs, cfg.replay_capacity, obs_dim, act_dim)
     rng = np.random.default_rng([s.seed for s in specs])
-    counters = {"env_steps": 0, "updates": 0, "wall_s": 0.0, "next_eval": first.eval_every,
-                "last_eval": None}
+    counters = Counters(next_eval=first.eval_every)
 
     ckpt = group_dir(results, group.group_id) / "checkpoint.pkl"
     shards = Shards([run_dir(results, s.run_id) for s in specs])
@@ -233,70 +243,70 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
     learn = _learner(agent, cfg)
     steps_per_iter = n_envs * task.action_repeat
     # A resumed group starts new episodes, seeded apart from the episodes it already saw.
-    obs = vec.reset([_env_seed(s.seed, e, counters["env_steps"]) for s in specs for e in range(n_envs)])
+    obs = vec.reset([_env_seed(s.seed, e, counters.env_steps) for s in specs for e in range(n_envs)])
     metric_sums: dict[str, np.ndarray] = {}
     metric_count = 0
     clock = time.perf_counter()
-    window = (clock, counters["env_steps"], counters["updates"])
+    window = (clock, counters.env_steps, counters.updates)
     try:
-        while counters["env_steps"] < first.budget:
-            if counters["env_steps"] < cfg.warmup_steps:
+        while counters.env_steps < first.budget:
+            if counters.env_steps < cfg.warmup_steps:
                 action = rng.uniform(-1.0, 1.0, (n_seeds * n_envs, act_dim)).astype(np.float32)
             else:
                 keys, act_keys = _split(keys)
                 action = np.asarray(explore(state, obs.reshape(n_seeds, n_envs, obs_dim), act_keys))
                 action = action.reshape(n_seeds * n_envs, act_dim)
             step = vec.step(action)
-            replay.add(*(x.reshape((n_seeds, n_envs) + x.shape[1:]) for x in (
+            replay.add(*(x.reshape((n_seeds, n_envs, *x.shape[1:])) for x in (
                 obs, action, step.reward, step.next_obs, step.terminated, step.terminated | step.truncated)))
             obs = step.obs
-            counters["env_steps"] += steps_per_iter
-            _log_episodes(shards, task, step, n_seeds, n_envs, counters["env_steps"])
+            counters.env_steps += steps_per_iter
+            _log_episodes(shards, task, step, n_seeds, n_envs, counters.env_steps)
 
-            if counters["env_steps"] >= cfg.warmup_steps and cfg.updates_per_step > 0 and replay.size >= cfg.n_step:
+            if counters.env_steps >= cfg.warmup_steps and cfg.updates_per_step > 0 and replay.size >= cfg.n_step:
                 keys, upd_keys = _split(keys)
                 batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
                 state, metrics = learn(state, batch, upd_keys)
-                counters["updates"] += cfg.updates_per_step
+                counters.updates += cfg.updates_per_step
                 for name, values in metrics.items():  # values: (S, updates_per_step)
                     metric_sums[name] = metric_sums.get(name, 0.0) + np.asarray(values).sum(axis=1)
                 metric_count += cfg.updates_per_step
                 if metric_count >= first.log_every:
                     for name, total in metric_sums.items():
                         for i in range(n_seeds):
-                            shards.write(i, f"agent/{name}", counters["env_steps"], total[i] / metric_count)
+                            shards.write(i, f"agent/{name}", counters.env_steps, total[i] / metric_count)
                     metric_sums, metric_count = {}, 0
 
-            done = counters["env_steps"] >= first.budget
-            if counters["env_steps"] >= counters["next_eval"] or done:
-                now = time.perf_counter()
-                counters["wall_s"] += now - clock
-                clock = now
-                elapsed = max(now - window[0], 1e-9)
-                sps = (counters["env_steps"] - window[1]) / elapsed
-                ups = (counters["updates"] - window[2]) / elapsed
-                returns, successes = evaluate(eval_envs, lambda o: np.asarray(greedy(state, o[:, None], keys))[:, 0],
-                                              first.eval_episodes, seed=counters["env_steps"])
+            done = counters.env_steps >= first.budget
+            if counters.env_steps >= counters.next_eval or done:
+                tick = time.perf_counter()
+                counters.wall_s += tick - clock
+                clock = tick
+                elapsed = max(tick - window[0], 1e-9)
+                sps = (counters.env_steps - window[1]) / elapsed
+                ups = (counters.updates - window[2]) / elapsed
+                policy = partial(_greedy_numpy, greedy, state, keys)
+                returns, successes = evaluate(eval_envs, policy, first.eval_episodes, seed=counters.env_steps)
                 for i in range(n_seeds):
-                    shards.write(i, "eval/return", counters["env_steps"], float(np.mean(returns[i])))
+                    shards.write(i, "eval/return", counters.env_steps, float(np.mean(returns[i])))
                     if task.metric == "success":
-                        shards.write(i, "eval/success", counters["env_steps"], float(np.mean(successes[i])))
-                    shards.write(i, "sys/env_steps_per_s", counters["env_steps"], sps)
-                    shards.write(i, "sys/updates_per_s", counters["env_steps"], ups)
-                    shards.write(i, "sys/wall_s", counters["env_steps"], counters["wall_s"])
-                counters["last_eval"] = float(np.mean(returns))
-                while counters["next_eval"] <= counters["env_steps"]:
-                    counters["next_eval"] += first.eval_every
+                        shards.write(i, "eval/success", counters.env_steps, float(np.mean(successes[i])))
+                    shards.write(i, "sys/env_steps_per_s", counters.env_steps, sps)
+                    shards.write(i, "sys/updates_per_s", counters.env_steps, ups)
+                    shards.write(i, "sys/wall_s", counters.env_steps, counters.wall_s)
+                counters.last_eval = float(np.mean(returns))
+                while counters.next_eval <= counters.env_steps:
+                    counters.next_eval += first.eval_every
                 offsets = shards.flush()
                 _save(ckpt, {"state": jax.device_get(state), "keys": np.asarray(keys), "replay": replay.state(),
                              "rng": rng.bit_generator.state, "counters": counters, "offsets": offsets})
-                window = (time.perf_counter(), counters["env_steps"], counters["updates"])
+                window = (time.perf_counter(), counters.env_steps, counters.updates)
                 if progress is not None:
-                    progress(group.group_id, counters["env_steps"], first.budget, sps, counters["last_eval"])
-            elif progress is not None and counters["env_steps"] % (50 * steps_per_iter) == 0:
+                    progress(group.group_id, counters.env_steps, first.budget, sps, counters.last_eval)
+            elif progress is not None and counters.env_steps % (50 * steps_per_iter) == 0:
                 elapsed = max(time.perf_counter() - window[0], 1e-9)
-                progress(group.group_id, counters["env_steps"], first.budget,
-                         (counters["env_steps"] - window[1]) / elapsed, counters["last_eval"])
+                progress(group.group_id, counters.env_steps, first.budget,
+                         (counters.env_steps - window[1]) / elapsed, counters.last_eval)
     finally:
         shards.close()
         for env in train_envs + eval_envs:
@@ -304,7 +314,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
     finished = now()
     for spec in specs:
         write_run_record(results, spec, status="finished", finished_at=finished,
-                         wall_seconds=counters["wall_s"])
+                         wall_seconds=counters.wall_s)
     ckpt.unlink(missing_ok=True)
 
 
@@ -328,6 +338,11 @@ def _policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool
         return per_env(obs, task_ids, env_keys)
 
     return jax.jit(jax.vmap(per_seed))
+
+
+def _greedy_numpy(greedy: Callable[..., jax.Array], state: Any, keys: jax.Array, obs: np.ndarray) -> np.ndarray:
+    """Evaluation actions (S, act) for one observation per seed (S, obs)."""
+    return np.asarray(greedy(state, obs[:, None], keys))[:, 0]
 
 
 def _learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:

@@ -99,7 +99,7 @@ def test_overrides_apply_and_are_validated(tmp_path: Path) -> None:
     sac = next(a for a in plan.agents if a.label == "sac")
     assert sac.config.batch_size == 64
     assert sac.config.hidden_dims == (32, 32)
-    with pytest.raises(InputError, match="agents.sac.batch_size"):
+    with pytest.raises(InputError, match=r"agents\.sac\.batch_size"):
         manifest.load(path, ["agents.sac.batch_size=many"])
     with pytest.raises(InputError, match="expected key=value"):
         manifest.load(path, ["seeds"])

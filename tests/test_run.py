@@ -60,7 +60,8 @@ def test_short_sac_run_lands_every_curve_in_duckdb(tmp_path: Path) -> None:
     assert {"eval/return", "train/episode_return", "agent/critic_loss", "agent/actor_loss", "agent/temperature",
             "agent/q_mean", "agent/critic_grad_norm", "sys/env_steps_per_s", "sys/updates_per_s",
             "sys/wall_s"} <= metrics
-    evals = query(db, "SELECT run_id, list(step ORDER BY step) FROM curves WHERE metric = 'eval/return' GROUP BY run_id")
+    evals = query(db, "SELECT run_id, list(step ORDER BY step) FROM curves "
+                      "WHERE metric = 'eval/return' GROUP BY run_id")
     assert sorted(tuple(steps) for _, steps in evals) == [(1000, 2000), (1000, 2000)]
     # Seeds differ: the two runs' losses are not identical.
     losses = query(db, "SELECT run_id, list(value ORDER BY step) FROM curves WHERE metric = 'agent/critic_loss' "

@@ -1,0 +1,55 @@
+"""Environment adapters: ``make(task, seed)`` gives an :class:`Env` for any runnable catalog task.
+
+``ADAPTERS`` maps a catalog suite to the factory of its adapter. Each factory imports its simulator
+only when called, so importing this package loads no simulator; a simulator package that is not
+installed gives an :class:`InputError` naming the pip extra that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+
+from harness.catalog import Task, resolve
+from harness.envs.base import Env
+from harness.errors import InputError
+
+__all__ = ["ADAPTERS", "Env", "make"]
+
+
+def _adapter(module: str, package: str, install: str) -> Callable[[Task, int], Env]:
+    """A factory that imports ``harness.envs.<module>`` (and so ``package``) on first use."""
+
+    def make_env(task: Task, seed: int) -> Env:
+        if importlib.util.find_spec(package) is None:
+            raise InputError(f"task {task.name!r} needs the {package!r} package, which is not installed: "
+                             f"{install}")
+        env: Env = importlib.import_module(f"harness.envs.{module}").make(task, seed)
+        return env
+
+    return make_env
+
+
+ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
+    "dmc": _adapter("dmc", "dm_control", "pip install dm-control==1.0.50 (a dependency of harness)"),
+    "metaworld": _adapter("metaworld", "metaworld", "pip install 'harness[metaworld]'"),
+    "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
+    "playground": _adapter("playground", "mujoco_playground", "pip install 'harness[playground]'"),
+}
+
+
+def make(task: Task | str, seed: int) -> Env:
+    """An env of ``task`` (a :class:`Task`, or a name or alias the catalog resolves) seeded with ``seed``.
+
+    Raises :class:`InputError` for an unknown name, a task known only from published results, a
+    suite without an adapter, or a missing simulator package.
+    """
+    if isinstance(task, str):
+        task = resolve(task)
+    if not task.runnable:
+        raise InputError(f"task {task.name!r} cannot be run by the harness: {task.note or 'not runnable'}")
+    if task.suite not in ADAPTERS:
+        raise InputError(f"task {task.name!r}: no environment adapter for suite {task.suite!r} "
+                         f"(adapters: {', '.join(ADAPTERS)})")
+    return ADAPTERS[task.suite](task, seed)

@@ -1,0 +1,63 @@
+"""DeepMind Control (dm-control) adapter.
+
+``Task.env_id`` is ``<domain>-<task>`` with dm-control's own names (``ball_in_cup-catch``,
+``finger-turn_hard``): split on the first ``-``. The observation dict is flattened into float32 in
+the order of the task's ``observation_spec()`` (dm-control's own stable order, which is also what
+dmc2gym-style wrappers, TD-MPC2 and BRO feed their agents).
+
+The task is loaded without dm-control's own time limit; :class:`EpisodeEnv` truncates at the
+catalog's episode length instead (1000 steps, dm-control's default for every task but LQR, which has
+none). ``terminated`` is dm-control's end of episode, which then only comes from a task's
+termination condition (LQR's). Actions in [-1, 1] are rescaled to the action spec's bounds, except
+dimensions bounded beyond +-1e6 (LQR declares +-1e10 for an unbounded control), which pass through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from dm_control import suite
+
+from harness.catalog import Task
+from harness.envs.base import EpisodeEnv, SimStep, rescale
+
+_UNBOUNDED = 1e6
+
+
+class DMCSimulator:
+    """A dm-control suite task as a :class:`harness.envs.base.Simulator`."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        domain, name = task.env_id.split("-", 1)
+        self._env = suite.load(domain, name, task_kwargs={"random": seed, "time_limit": float("inf")})
+        spec = self._env.action_spec()
+        wide = (np.abs(spec.minimum) >= _UNBOUNDED) | (np.abs(spec.maximum) >= _UNBOUNDED)
+        self._low = np.where(wide, -1.0, spec.minimum).astype(np.float64)  # (act,)
+        self._high = np.where(wide, 1.0, spec.maximum).astype(np.float64)  # (act,)
+        self.action_size = int(spec.shape[0])
+        self.observation_size = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
+
+    def reset(self, seed: int | None) -> npt.NDArray[np.float32]:
+        """Start an episode; a seed re-seeds the task's random state (initial-state randomisation)."""
+        if seed is not None:
+            self._env.task.random.seed(seed)
+        return _flatten(self._env.reset().observation)
+
+    def step(self, action: npt.NDArray[np.float64]) -> SimStep:
+        """One control step."""
+        timestep = self._env.step(rescale(action, self._low, self._high))
+        return SimStep(_flatten(timestep.observation), float(timestep.reward), timestep.last(), False)
+
+    def close(self) -> None:
+        """Release the physics."""
+        self._env.close()
+
+
+def _flatten(observation: dict[str, np.ndarray]) -> npt.NDArray[np.float32]:
+    """Concatenate an observation dict, in its own key order, into ``(observation_size,)`` float32."""
+    return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in observation.values()])
+
+
+def make(task: Task, seed: int) -> EpisodeEnv:
+    """A dm-control env of ``task`` whose first episode is seeded with ``seed``."""
+    return EpisodeEnv(task, DMCSimulator(task, seed))

@@ -1,0 +1,63 @@
+"""The task catalog against the simulators' own registries, its groups and its aliases."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness import catalog
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+
+def test_dmc_tasks_are_dm_control_suite_all_tasks() -> None:
+    from dm_control import suite
+
+    assert sorted(catalog.DMC_TASKS) == sorted(suite.ALL_TASKS)
+    runnable = {t.env_id for t in catalog.all_tasks() if t.suite == "dmc" and t.runnable}
+    assert runnable == {f"{domain}-{task}" for domain, task in suite.ALL_TASKS}
+
+
+def test_metaworld_tasks_are_mt50_v3() -> None:
+    env_dict = pytest.importorskip("metaworld.env_dict")
+
+    assert sorted(f"{t}-v3" for t in catalog.METAWORLD_TASKS) == sorted(env_dict.MT50_V3)
+    assert {t.env_id for t in catalog.all_tasks() if t.suite == "metaworld"} == set(env_dict.MT50_V3)
+
+
+def test_myosuite_hand_ids_are_registered_and_run_for_the_papers_100_steps() -> None:
+    pytest.importorskip("myosuite")
+    import gymnasium
+
+    hand = [catalog.resolve(name) for name in catalog.GROUPS["myosuite-hand"].tasks]
+    assert len(hand) == 10
+    for task in hand:
+        assert gymnasium.spec(task.env_id).max_episode_steps is not None, task.name
+        assert task.episode_length == 100, task.name  # BRO's and TD-MPC2's protocol
+
+
+def test_playground_tasks_are_playground_registry() -> None:
+    registry = pytest.importorskip("mujoco_playground").registry
+
+    assert sorted(catalog.PLAYGROUND_DMC) == sorted(registry.dm_control_suite.ALL_ENVS)
+    assert sorted(catalog.PLAYGROUND_DMC + catalog.PLAYGROUND_MENAGERIE) == sorted(registry.ALL_ENVS)
+
+
+@pytest.mark.parametrize("group", sorted(catalog.GROUPS))
+def test_every_group_task_resolves_to_itself(group: str) -> None:
+    for name in catalog.GROUPS[group].tasks:
+        assert catalog.resolve(name).name == name
+
+
+@pytest.mark.parametrize(("alias", "canonical"), [
+    ("cup-catch", "dmc/ball-in-cup-catch"),
+    ("finger-turn-hard", "dmc/finger-turn-hard"),
+    ("finger-turn", "dmc/finger-turn-hard"),
+    ("mw-assembly", "metaworld/assembly"),
+    ("assembly-v2-goal-observable", "metaworld/assembly"),
+    ("myo-hand-reach", "myosuite/myo-reach"),
+    ("myo-reach", "myosuite/myo-reach"),
+])
+def test_alias_resolves_to_canonical_name(alias: str, canonical: str) -> None:
+    assert catalog.resolve(alias).name == canonical
