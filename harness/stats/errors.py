@@ -1,0 +1,10 @@
+"""The error raised for input the statistics functions cannot use safely."""
+
+from __future__ import annotations
+
+
+class StatsInputError(ValueError):
+    """Input that would give a wrong or meaningless number: bad shape, NaN/inf, too few runs.
+
+    The message names the argument, says what is wrong and, where there is one, the fix.
+    """
