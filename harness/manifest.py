@@ -160,7 +160,7 @@ def load(path: Path, overrides: Sequence[str] = ()) -> Plan:
     """Read, override, validate and expand a manifest; InputError names the file and key."""
     raw = read_yaml(path)
     for item in overrides:
-        _apply_override(raw, item, path)
+        apply_override(raw, item, path)
     return validate(raw, path)
 
 
@@ -177,7 +177,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
+def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     """Apply ``a.b.c=value`` (value parsed as YAML) to the raw manifest."""
     key, sep, text = item.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):

@@ -238,9 +238,9 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
         counters = saved["counters"]
     shards.open(saved["offsets"] if saved is not None else None)
 
-    explore = _policy(agent, cfg, deterministic=False)
-    greedy = _policy(agent, cfg, deterministic=True)
-    learn = _learner(agent, cfg)
+    explore = make_policy(agent, cfg, deterministic=False)
+    greedy = make_policy(agent, cfg, deterministic=True)
+    learn = make_learner(agent, cfg)
     steps_per_iter = n_envs * task.action_repeat
     # A resumed group starts new episodes, seeded apart from the episodes it already saw.
     obs = vec.reset([_env_seed(s.seed, e, counters.env_steps) for s in specs for e in range(n_envs)])
@@ -328,7 +328,7 @@ def _split(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def _policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., jax.Array]:
+def make_policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., jax.Array]:
     """jit(vmap over seeds (vmap over envs)): (state (S,...), obs (S, E, obs), keys (S, 2)) -> (S, E, act)."""
 
     def per_seed(state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
@@ -345,7 +345,7 @@ def _greedy_numpy(greedy: Callable[..., jax.Array], state: Any, keys: jax.Array,
     return np.asarray(greedy(state, obs[:, None], keys))[:, 0]
 
 
-def _learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
+def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
     """jit(vmap over seeds (scan over updates_per_step minibatches)); metrics come back (S, U)."""
 
     def per_seed(state: Any, batches: dict[str, jax.Array], key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
