@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 import agents
 from harness import catalog
 from harness import store as store_mod
+from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
 from harness.errors import Finding, HarnessError, InputError
 
@@ -276,6 +277,7 @@ def list_agents() -> None:
 # Feature commands and the entry point
 
 register_submit(app)
+register_report(app)
 
 
 

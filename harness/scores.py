@@ -123,14 +123,15 @@ def load(con: object, *, tasks: Sequence[str] | None = None, labels: Sequence[st
 
     assert isinstance(con, duckdb.DuckDBPyConnection)
     points = store_mod.load_scores(con, labels=labels, tasks=tasks, statuses=("finished",))
-    if points.empty:
-        what = f" for labels {', '.join(labels)}" if labels else ""
-        raise InputError(f"no finished evaluation points in the store{what} on the selected tasks")
+    if points.empty and labels is None:
+        raise InputError("no finished evaluation points in the store on the selected tasks")
     if labels is not None:
         missing = sorted(set(labels) - set(points.label))
         if missing:
-            raise InputError(f"no finished runs for agent label(s) {', '.join(missing)}; labels in the store on "
-                             f"these tasks: {', '.join(sorted(set(points.label)))}")
+            everything = store_mod.load_scores(con, tasks=tasks, statuses=("finished",))
+            known = ", ".join(sorted(set(everything.label))) or "none"
+            raise InputError(f"no finished runs for agent label(s) {', '.join(missing)}; labels with finished runs "
+                             f"on these tasks: {known}")
     found = tuple(sorted(set(points.task)))
     task_order = tuple(t for t in tasks if t in set(found)) if tasks is not None else found
     return Selection(points, task_order, tuple(labels) if labels is not None else tuple(sorted(set(points.label))))
@@ -158,9 +159,10 @@ def at_step(selection: Selection, label: str, tasks: Sequence[str], *, step: int
             run = run.sort_values("step")
             seed = int(run.seed.iloc[0])
             if step is None:
-                if int(run.step.iloc[-1]) < target:
-                    exclusions.append(Exclusion(label, task, str(run_id), seed,
-                                                f"stopped early at step {int(run.step.iloc[-1])} (others reach {target})"))
+                last = int(run.step.iloc[-1])
+                if last < target:
+                    reason = f"stopped early at step {last:,} (others reach {target:,})"
+                    exclusions.append(Exclusion(label, task, str(run_id), seed, reason))
                     continue
                 values.append(float(run.score.iloc[-1]))
                 continue
