@@ -173,22 +173,27 @@ def _print_summary(store: store_mod.Store, plan: object) -> None:
 
 
 @app.command()
-def status(results: ResultsOption = None) -> None:
-    """Show the runs in the store: per suite, agent and task, seeds by status and the last evaluation.
+def status(
+    results: ResultsOption = None,
+    by_task: Annotated[bool, typer.Option("--by-task", help="One row per task, with its last evaluation.")] = False,
+) -> None:
+    """Show the runs in the store: per agent (or per task), runs by status and how far they got.
 
     Works while a run is in progress (the store is only held for the moment of each write).
 
-    Example: harness status --results results
+    Example: harness status --by-task
     """
     store = open_store(results)
+    keys = "r.source, coalesce(r.suite, '') AS suite, r.label, r.status" + (", r.task" if by_task else "")
     with store.connect(read_only=True) as con:
         frame = con.execute(
-            "SELECT r.source, coalesce(r.suite, '') AS suite, r.label, r.task, r.status, count(*) AS runs, "
-            "max(c.step) AS last_step, "
-            "avg(c.value) FILTER (WHERE c.step = c.max_step) AS last_eval "
-            "FROM runs r LEFT JOIN (SELECT run_id, step, value, max(step) OVER (PARTITION BY run_id) AS max_step "
-            "  FROM curves WHERE metric = 'eval/return' OR metric = 'eval/success') c USING (run_id) "
-            "GROUP BY ALL ORDER BY source, suite, label, task, status"
+            "WITH score AS ("
+            "  SELECT c.run_id, c.step, c.value, max(c.step) OVER (PARTITION BY c.run_id) AS last "
+            "  FROM curves c JOIN runs r USING (run_id) JOIN tasks t ON t.task = r.task "
+            "  WHERE c.metric = 'eval/' || t.metric) "
+            f"SELECT {keys}, count(DISTINCT r.task) AS tasks, count(DISTINCT r.run_id) AS runs, "
+            "  max(s.last) AS last_step, avg(s.value) FILTER (WHERE s.step = s.last) AS last_eval "
+            "FROM runs r LEFT JOIN score s USING (run_id) GROUP BY ALL ORDER BY ALL"
         ).df()
         errors = con.execute("SELECT label, task, seed, error FROM runs WHERE status = 'failed' "
                              "ORDER BY label, task, seed").df()
@@ -196,12 +201,19 @@ def status(results: ResultsOption = None) -> None:
         console.print(f"no runs in {store.path}")
         return
     table = Table(title=f"runs in {store.path}")
-    for col in ("source", "suite", "agent", "task", "status", "runs", "last step", "last eval"):
-        table.add_column(col, justify="right" if col in ("runs", "last step", "last eval") else "left")
+    columns = ["source", "suite", "agent", "status"] + (["task", "runs", "last step", "last eval"] if by_task
+                                                      else ["tasks", "runs", "last step"])
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("tasks", "runs", "last step", "last eval") else "left")
     for row in frame.itertuples():
         last_step = "-" if pd.isna(row.last_step) else f"{int(row.last_step):,}"
-        last_eval = "-" if pd.isna(row.last_eval) else f"{row.last_eval:.3g}"
-        table.add_row(row.source, row.suite, row.label, row.task, row.status, str(row.runs), last_step, last_eval)
+        cells = [row.source, row.suite, row.label, row.status]
+        if by_task:
+            last_eval = "-" if pd.isna(row.last_eval) else f"{row.last_eval:.3g}"
+            cells += [row.task, str(row.runs), last_step, last_eval]
+        else:
+            cells += [str(row.tasks), str(row.runs), last_step]
+        table.add_row(*cells)
     console.print(table)
     for row in errors.itertuples():
         first_line = (row.error or "").splitlines()[0] if row.error else ""

@@ -14,10 +14,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_sac_clearly_beats_random_on_cartpole_balance(tmp_path: Path) -> None:
-    """SAC on DMC cartpole-balance, 2 seeds, 15k steps (~3 CPU minutes).
+    """SAC on DMC cartpole-balance, 2 seeds vmapped, 25k steps (~4 CPU minutes on two cores).
 
-    Threshold: SAC's final evaluation return, averaged over seeds, is at least 700 and at least
-    250 above the random agent's (random balances by luck for a while: about 300-400).
+    Threshold: SAC's final evaluation return, averaged over seeds, is at least 800 and at least
+    300 above the random agent's (random balances by luck for a while: about 250-450; SAC reached
+    987 at 25k steps in our runs, 432 at 10k).
     """
     manifest = tmp_path / "learn.yaml"
     manifest.write_text(yaml.safe_dump({
@@ -25,8 +26,8 @@ def test_sac_clearly_beats_random_on_cartpole_balance(tmp_path: Path) -> None:
         "tasks": ["dmc/cartpole-balance"],
         "agents": {"sac": {"hidden_dims": [128, 128], "warmup_steps": 2000}, "random": {}},
         "seeds": 2,
-        "budget": 15000,
-        "eval": {"every": 5000, "episodes": 3},
+        "budget": 25000,
+        "eval": {"every": 12500, "episodes": 3},
     }))
     results = tmp_path / "results"
     done = harness("run", str(manifest), results=results, timeout=1500)
@@ -34,7 +35,7 @@ def test_sac_clearly_beats_random_on_cartpole_balance(tmp_path: Path) -> None:
     with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
         final = dict(con.execute(
             "SELECT r.label, avg(c.value) FROM runs r JOIN curves c USING (run_id) "
-            "WHERE c.metric = 'eval/return' AND c.step = 15000 GROUP BY r.label"
+            "WHERE c.metric = 'eval/return' AND c.step = 25000 GROUP BY r.label"
         ).fetchall())
-    assert final["sac"] >= 700, final
-    assert final["sac"] >= final["random"] + 250, final
+    assert final["sac"] >= 800, final
+    assert final["sac"] >= final["random"] + 300, final
