@@ -201,8 +201,9 @@ def test_store_strings_are_escaped_in_html(tmp_path: Path) -> None:
 def test_user_errors_exit_2_with_a_message(alpha: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     cases = [
-        (("--agents", "nobody"), "no finished evaluation points in the store for labels nobody"),
-        (("--agents", "alpha,nobody"), "no finished runs for agent label(s) nobody; labels in the store"),
+        (("--agents", "nobody"), "no finished runs for agent label(s) nobody; labels with finished runs on these "
+                                 "tasks: alpha"),
+        (("--agents", "alpha,nobody"), "no finished runs for agent label(s) nobody; labels with finished runs"),
         (("--suite", "metaworld-mt50"), "no finished evaluation points in the store"),
         (("--suite", "no-such-group"), "unknown task group 'no-such-group'"),
         (("--tasks", "cheetah-rnu"), "unknown task 'cheetah-rnu'"),
