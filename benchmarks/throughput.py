@@ -53,14 +53,13 @@ def ours_updates_per_s(agent_name: str, overrides: dict[str, Any], seeds: int, u
 
     def one(state: Any, keys: jax.Array) -> Any:
         batch = replay.sample(rng, 1, cfg.batch_size, cfg.n_step, cfg.gamma)
-        state, metrics = learn(state, batch, keys)
-        return state, metrics
+        return learn(state, batch, keys)
 
-    state, metrics = one(state, keys)  # compile
+    state, metrics, keys = one(state, keys)  # compile
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for _ in range(updates):
-        state, metrics = one(state, keys)
+        state, metrics, keys = one(state, keys)
     jax.block_until_ready(metrics)
     return seeds * updates / (time.perf_counter() - start)
 

@@ -221,7 +221,8 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
 
     init = jax.jit(jax.vmap(partial(agent.init, cfg), in_axes=(0, None, None, None)), static_argnums=(1, 2, 3))
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray([s.seed for s in specs]))  # (S, 2)
-    keys, init_keys = _split(keys)
+    pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
+    keys, init_keys = pairs[:, 0], pairs[:, 1]
     state = init(init_keys, obs_dim, act_dim, 1)
     replay = Replay(n_seeds, n_envs, cfg.replay_capacity, obs_dim, act_dim)
     rng = np.random.default_rng([s.seed for s in specs])
@@ -244,8 +245,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
     steps_per_iter = n_envs * task.action_repeat
     # A resumed group starts new episodes, seeded apart from the episodes it already saw.
     obs = vec.reset([_env_seed(s.seed, e, counters.env_steps) for s in specs for e in range(n_envs)])
-    metric_sums: dict[str, np.ndarray] = {}
-    metric_count = 0
+    pending: list[dict[str, jax.Array]] = []  # agent metrics (S, U) since the last log, still on the device
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
     try:
@@ -253,29 +253,25 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
             if counters.env_steps < cfg.warmup_steps:
                 action = rng.uniform(-1.0, 1.0, (n_seeds * n_envs, act_dim)).astype(np.float32)
             else:
-                keys, act_keys = _split(keys)
-                action = np.asarray(explore(state, obs.reshape(n_seeds, n_envs, obs_dim), act_keys))
-                action = action.reshape(n_seeds * n_envs, act_dim)
+                actions, keys = explore(state, obs.reshape(n_seeds, n_envs, obs_dim), keys)
+                action = np.asarray(actions).reshape(n_seeds * n_envs, act_dim)
+            # The update is dispatched before the environments step, so that XLA computes it while
+            # the simulators run; it samples the replay as it was before this step's transition.
+            learning = counters.env_steps >= cfg.warmup_steps and cfg.updates_per_step > 0
+            if learning and replay.size >= cfg.n_step:
+                batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
+                state, metrics, keys = learn(state, batch, keys)
+                counters.updates += cfg.updates_per_step
+                pending.append(metrics)
             step = vec.step(action)
             replay.add(*(x.reshape((n_seeds, n_envs, *x.shape[1:])) for x in (
                 obs, action, step.reward, step.next_obs, step.terminated, step.terminated | step.truncated)))
             obs = step.obs
             counters.env_steps += steps_per_iter
             _log_episodes(shards, task, step, n_seeds, n_envs, counters.env_steps)
-
-            if counters.env_steps >= cfg.warmup_steps and cfg.updates_per_step > 0 and replay.size >= cfg.n_step:
-                keys, upd_keys = _split(keys)
-                batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
-                state, metrics = learn(state, batch, upd_keys)
-                counters.updates += cfg.updates_per_step
-                for name, values in metrics.items():  # values: (S, updates_per_step)
-                    metric_sums[name] = metric_sums.get(name, 0.0) + np.asarray(values).sum(axis=1)
-                metric_count += cfg.updates_per_step
-                if metric_count >= first.log_every:
-                    for name, total in metric_sums.items():
-                        for i in range(n_seeds):
-                            shards.write(i, f"agent/{name}", counters.env_steps, total[i] / metric_count)
-                    metric_sums, metric_count = {}, 0
+            if len(pending) * cfg.updates_per_step >= first.log_every:
+                _log_metrics(shards, pending, n_seeds, counters.env_steps)
+                pending = []
 
             done = counters.env_steps >= first.budget
             if counters.env_steps >= counters.next_eval or done:
@@ -285,7 +281,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 elapsed = max(tick - window[0], 1e-9)
                 sps = (counters.env_steps - window[1]) / elapsed
                 ups = (counters.updates - window[2]) / elapsed
-                policy = partial(_greedy_numpy, greedy, state, keys)
+                policy = partial(_greedy_numpy, greedy, state, keys)  # evaluation does not advance the keys
                 returns, successes = evaluate(eval_envs, policy, first.eval_episodes, seed=counters.env_steps)
                 for i in range(n_seeds):
                     shards.write(i, "eval/return", counters.env_steps, float(np.mean(returns[i])))
@@ -323,42 +319,51 @@ def _env_seed(seed: int, env_index: int, env_steps: int) -> int:
     return int(np.random.SeedSequence([seed, env_index + 1, env_steps]).generate_state(1)[0] >> 1)
 
 
-def _split(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-    pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
-    return pairs[:, 0], pairs[:, 1]
+def make_policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., Any]:
+    """jit(vmap over seeds (vmap over envs)): (state, obs (S, E, obs), keys (S, 2)) -> (actions (S, E, act), keys)."""
 
-
-def make_policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., jax.Array]:
-    """jit(vmap over seeds (vmap over envs)): (state (S,...), obs (S, E, obs), keys (S, 2)) -> (S, E, act)."""
-
-    def per_seed(state: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
-        env_keys = jax.random.split(key, obs.shape[0])  # (E, 2)
+    def per_seed(state: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        key, sub = jax.random.split(key)
+        env_keys = jax.random.split(sub, obs.shape[0])  # (E, 2)
         task_ids = jnp.zeros(obs.shape[0], jnp.int32)
         per_env = jax.vmap(lambda o, t, k: agent.act(cfg, state, o, t, k, deterministic))
-        return per_env(obs, task_ids, env_keys)
+        return per_env(obs, task_ids, env_keys), key
 
     return jax.jit(jax.vmap(per_seed))
 
 
-def _greedy_numpy(greedy: Callable[..., jax.Array], state: Any, keys: jax.Array, obs: np.ndarray) -> np.ndarray:
+def _greedy_numpy(greedy: Callable[..., Any], state: Any, keys: jax.Array, obs: np.ndarray) -> np.ndarray:
     """Evaluation actions (S, act) for one observation per seed (S, obs)."""
-    return np.asarray(greedy(state, obs[:, None], keys))[:, 0]
+    actions, _ = greedy(state, obs[:, None], keys)
+    return np.asarray(actions)[:, 0]
 
 
-def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
-    """jit(vmap over seeds (scan over updates_per_step minibatches)); metrics come back (S, U)."""
+def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., Any]:
+    """jit(vmap over seeds (scan over U minibatches)): (state, batches (S, U, B, ...), keys (S, 2)) ->
+    (state, metrics (S, U) each, keys)."""
 
-    def per_seed(state: Any, batches: dict[str, jax.Array], key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+    def per_seed(state: Any, batches: dict[str, jax.Array], key: jax.Array) -> tuple[Any, dict[str, jax.Array],
+                                                                                   jax.Array]:
         def one(carry: Any, xs: tuple[dict[str, jax.Array], jax.Array]) -> tuple[Any, dict[str, jax.Array]]:
             b, k = xs
             batch = Batch(b["obs"], b["action"], b["reward"], b["discount"], b["next_obs"],
                           jnp.zeros(b["reward"].shape, jnp.int32))
             return agent.update(cfg, carry, batch, k)
 
-        keys = jax.random.split(key, batches["reward"].shape[0])
-        return jax.lax.scan(one, state, (batches, keys))
+        key, sub = jax.random.split(key)
+        state, metrics = jax.lax.scan(one, state, (batches, jax.random.split(sub, batches["reward"].shape[0])))
+        return state, metrics, key
 
     return jax.jit(jax.vmap(per_seed))
+
+
+def _log_metrics(shards: Shards, pending: list[dict[str, jax.Array]], n_seeds: int, env_steps: int) -> None:
+    """The mean of each agent metric over the updates since the last log, one point per seed."""
+    host = jax.device_get(pending)  # one transfer for the whole window
+    for name in host[0]:
+        values = np.concatenate([np.asarray(m[name]) for m in host], axis=1)  # (S, updates)
+        for i in range(n_seeds):
+            shards.write(i, f"agent/{name}", env_steps, float(values[i].mean()))
 
 
 def _log_episodes(shards: Shards, task: catalog.Task, step: Any, n_seeds: int, n_envs: int, env_steps: int) -> None:
