@@ -4,8 +4,10 @@ Random normalised scores for several agents, each (seeds, tasks); for every agen
 median and optimality gap with 95% stratified-bootstrap percentile intervals, computed by
 `harness.stats.bootstrap_intervals` (all four metrics from one set of resamples) and by
 `rliable.library.get_interval_estimates` (the four metrics in one aggregate function, as
-rliable's examples do). Prints both wall times, the speed ratio, our peak traced memory for one
-agent, and the largest difference between the two libraries' bounds (Monte Carlo noise only).
+rliable's examples do). Prints both wall times, the speed ratio, the same for the CPU time of this
+process (steadier than wall time on a shared machine; both libraries run single-threaded), our
+peak traced memory for one agent, and the largest difference between the two libraries' bounds
+(Monte Carlo noise only).
 
     python benchmarks/stats_vs_rliable.py                       # 10 seeds x 300 tasks x 5 agents, 50k reps
     python benchmarks/stats_vs_rliable.py --rliable-agents 1    # time rliable on one agent, scale up
@@ -66,12 +68,12 @@ def main() -> None:
     size = f"{args.agents} agents x {args.seeds} seeds x {args.tasks} tasks"
     print(f"problem       : {size}, {args.reps} repetitions, 95% stratified percentile intervals")
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     ours = {
         agent: stats.bootstrap_intervals(matrix, stats.AGGREGATES, np.random.default_rng(index), reps=args.reps)
         for index, (agent, matrix) in enumerate(scores.items())
     }
-    ours_seconds = time.perf_counter() - start
+    ours_seconds, ours_cpu = time.perf_counter() - start, time.process_time() - start_cpu
 
     first_agent = next(iter(scores))
     tracemalloc.start()
@@ -84,12 +86,13 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="arch")  # arch's random_state notice
 
     timed = dict(list(scores.items())[:rliable_agents])
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     points, intervals = library.get_interval_estimates(
         timed, _rliable_aggregates, reps=args.reps, random_state=np.random.RandomState(0)
     )
     rliable_measured = time.perf_counter() - start
     rliable_seconds = rliable_measured * args.agents / rliable_agents
+    rliable_cpu = (time.process_time() - start_cpu) * args.agents / rliable_agents
 
     point_gap = max(
         abs(ours[agent][metric].point - points[agent][index]) for agent in timed for index, metric in enumerate(METRICS)
@@ -108,6 +111,7 @@ def main() -> None:
     scaled = "" if rliable_agents == args.agents else f", SCALED from {rliable_measured:.2f} s on {rliable_agents}"
     print(f"rliable       : {rliable_seconds:8.2f} s for {args.agents} agents ({per_agent:.3f} s per agent{scaled})")
     print(f"speed ratio   : {rliable_seconds / ours_seconds:8.1f}x (rliable time / harness.stats time)")
+    print(f"CPU time      : {ours_cpu:8.2f} s ours, {rliable_cpu:.2f} s rliable: {rliable_cpu / ours_cpu:.1f}x")
     print(f"peak memory   : {peak_bytes / 2**20:8.1f} MiB traced by tracemalloc during one agent's bootstrap")
     print(f"agreement     : points differ by <= {point_gap:.1e}, interval bounds by <= {bound_gap:.4f}")
     ours_iqm = ours[first_agent]["iqm"]

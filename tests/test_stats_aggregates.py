@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness import stats
+from harness.errors import InputError
 from harness.stats import StatsInputError
 
 # (runs=4, tasks=3)
@@ -123,8 +124,13 @@ def test_bad_input_is_rejected_with_a_clear_message(scores: object, kwargs: dict
         stats.iqm(scores, **kwargs)  # type: ignore[arg-type]
 
 
-def test_stats_input_error_is_a_value_error() -> None:
+def test_stats_input_error_is_an_input_error_and_a_value_error() -> None:
+    # the CLI reports an InputError with exit code 2; library callers may catch ValueError
+    assert issubclass(StatsInputError, InputError)
     assert issubclass(StatsInputError, ValueError)
+    with pytest.raises(InputError) as caught:
+        stats.iqm(np.ones(5))
+    assert caught.value.exit_code == 2
 
 
 def test_n_tasks_accepts_the_right_orientation() -> None:

@@ -99,7 +99,8 @@ def test_unequal_runs_interval_is_close_to_a_reference_bootstrap() -> None:
 def test_reps_not_a_multiple_of_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     scores = _random_scores(2, (4, 5))
     reference = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=3_001)
-    monkeypatch.setattr(bootstrap_module, "CHUNK_BYTES", 8 * 4 * 5 * 7)  # 7 repetitions per chunk
+    # 7 repetitions per chunk of resampled scores; the built-in aggregates' run-count route gets 1
+    monkeypatch.setattr(bootstrap_module, "CHUNK_BYTES", 8 * 4 * 5 * 7)
     chunked = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=3_001)
     for name in reference:
         assert chunked[name].reps == 3_001

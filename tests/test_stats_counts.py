@@ -1,0 +1,125 @@
+"""Bootstrap replicates from run counts: exact against the resamples they stand for, and routing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import stats
+from harness.stats import bootstrap as bootstrap_module
+from harness.stats import counts
+
+KINDS: tuple[counts.Kind, ...] = ("iqm", "mean", "median", "optimality_gap")
+
+
+def _replayed_aggregates(
+    matrix: np.ndarray, kinds: tuple[counts.Kind, ...], seed: int, reps: int, chunk_bytes: int
+) -> np.ndarray:
+    """The built-in kernels on the very resamples `count_replicates` draws from default_rng(seed): (reps, kinds)."""
+    values = [column[~np.isnan(column)] for column in matrix.T]
+    plans = counts._plans([v.size for v in values], len(counts._layout(kinds)))
+    width = counts._trim(values).task.size if "iqm" in kinds else 0
+    words_per_task = max(len(plan.words) for plan in plans.values())
+    groups_per_word = max(len(word) for plan in plans.values() for word in plan.words)
+    chunk = counts._chunk_reps(len(values), words_per_task, groups_per_word, width, chunk_bytes)
+    tasks = {runs: sum(v.size == runs for v in values) for runs in plans}
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start in range(0, reps, chunk):
+        size = min(chunk, reps - start)
+        words = {runs: counts._draw(plan, tasks[runs], rng, size) for runs, plan in plans.items()}
+        samples = counts._samples(values, plans, words, np.arange(size))  # (size, runs, tasks)
+        parts.append(np.stack([stats.AGGREGATES[kind](samples) for kind in kinds], axis=1))
+    return np.concatenate(parts)
+
+
+def _unequal(seed: int) -> np.ndarray:
+    matrix = np.random.default_rng(seed).random((12, 40))
+    matrix[np.random.default_rng(seed + 1).random((12, 40)) < 0.3] = np.nan
+    matrix[:3] = np.random.default_rng(seed + 2).random((3, 40))  # every task keeps at least 3 runs
+    return matrix
+
+
+@pytest.mark.parametrize(
+    ("matrix", "chunk_bytes"),
+    [
+        (np.random.default_rng(0).normal(0.6, 0.3, size=(10, 60)), 2**20),  # two groups of 5 draws per task
+        (np.random.default_rng(1).random((3, 7)), 2**20),  # one group; the two IQM bands merge
+        (np.random.default_rng(2).random((2, 1)), 2**20),
+        (np.random.default_rng(3).random((40, 5)), 2**20),  # several random words per task
+        (np.round(np.random.default_rng(4).random((7, 30)), 1), 2**20),  # ties
+        (_unequal(5), 2**20),  # unequal runs: several run counts, each with its own coding
+        (np.random.default_rng(6).random((5, 12)), 3_000),  # many small chunks
+    ],
+)
+def test_replicates_are_the_aggregates_of_their_resamples(matrix: np.ndarray, chunk_bytes: int) -> None:
+    replicates = counts.count_replicates(matrix, KINDS, np.random.default_rng(9), 700, chunk_bytes)
+    np.testing.assert_allclose(replicates, _replayed_aggregates(matrix, KINDS, 9, 700, chunk_bytes), rtol=0, atol=1e-12)
+
+
+def test_resamples_the_iqm_bands_miss_are_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With zero-width bands nearly every resample's cut falls outside them and is rebuilt from its draws.
+    monkeypatch.setattr(counts, "BAND_SDS", 0.0)
+    matrix = np.random.default_rng(7).random((6, 50))
+    replicates = counts.count_replicates(matrix, ("iqm",), np.random.default_rng(1), 300, 2**20)
+    np.testing.assert_allclose(replicates, _replayed_aggregates(matrix, ("iqm",), 1, 300, 2**20), rtol=0, atol=1e-12)
+
+
+def test_codebook_by_hand() -> None:
+    # 2 draws from 3 runs: codes 0..8 are (first draw, second draw) = (code % 3, code // 3).
+    # Compositions (counts of runs 0, 1, 2): 6 of them; each two-distinct-run composition has 2 codes
+    # ((a, b) and (b, a)), each repeated-run composition 1 -- the multinomial probabilities times 9.
+    book = counts._codebook(3, 2)
+    assert book.comps.shape == (6, 3)
+    assert (book.comps.sum(axis=1) == 2).all()
+    assert book.code_to_comp[5] == book.code_to_comp[7]  # 5 = (2, 1) and 7 = (1, 2)
+    multiplicity = np.bincount(book.code_to_comp, minlength=6)
+    repeated = book.comps.max(axis=1) == 2
+    np.testing.assert_array_equal(multiplicity, np.where(repeated, 1, 2))
+
+
+def test_a_task_is_coded_in_words_of_groups() -> None:
+    # 10 runs: groups of 5 draws (10**5 codes, 2002 compositions), both in one 64-bit word.
+    assert counts._plans([10], 4)[10].words == ((5, 5),)
+    # 13 runs: 13**5 > CODE_LIMIT = 2**17, so groups of 4 and a remainder of 1; 13**13 < 2**62: one word.
+    assert counts._plans([13], 4)[13].words == ((4, 4, 4, 1),)
+    # 40 runs: triples have comb(42, 3) = 11480 > COMPOSITION_LIMIT compositions, so pairs;
+    # 40**10 < 2**62 < 40**12: five pairs per word, four words.
+    assert counts._plans([40], 4)[40].words == ((2, 2, 2, 2, 2),) * 4
+
+
+def test_counting_is_used_where_it_pays_off() -> None:
+    # 30 runs: 10 groups of 3 draws (<= MAX_GROUPS = 12); 40 runs: 20 pairs; 1000 runs: single draws.
+    assert counts.pays_off(np.ones((30, 5)), KINDS)
+    assert not counts.pays_off(np.ones((40, 5)), KINDS)
+    assert not counts.pays_off(np.ones((1000, 2)), KINDS)
+    unequal = np.ones((40, 3))
+    unequal[30:, :] = np.nan  # at most 30 available runs per task
+    assert counts.pays_off(unequal, KINDS)
+
+
+def test_intervals_agree_with_the_resampled_scores_path() -> None:
+    # Wrapping a built-in kernel hides it from the counts route: the same data through both routes
+    # must give the same intervals up to Monte Carlo error (20,000 repetitions: ~0.002 here).
+    scores = np.random.default_rng(8).normal(0.5, 0.3, size=(5, 25))
+    fast = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=20_000)
+    wrapped = {name: (lambda stack, kernel=kernel: kernel(stack)) for name, kernel in stats.AGGREGATES.items()}
+    slow = stats.bootstrap_intervals(scores, wrapped, np.random.default_rng(1), reps=20_000)
+    for name in stats.AGGREGATES:
+        assert fast[name].point == slow[name].point
+        assert fast[name].low == pytest.approx(slow[name].low, abs=0.01)
+        assert fast[name].high == pytest.approx(slow[name].high, abs=0.01)
+
+
+def test_built_in_aggregates_take_the_counts_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_resampled_scores(*args: object) -> None:
+        raise AssertionError("resampled scores were built")
+
+    monkeypatch.setattr(bootstrap_module, "_replicates", no_resampled_scores)
+    scores = np.random.default_rng(0).random((4, 6))
+    for method in ("percentile", "bca"):
+        stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=200, method=method)
+    with pytest.raises(AssertionError, match="resampled scores"):
+        stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=200, resample_tasks=True)
+    with pytest.raises(AssertionError, match="resampled scores"):
+        stats.bootstrap_intervals(scores, {"iqm": lambda s: stats.iqm_stack(s)}, np.random.default_rng(0), reps=200)
