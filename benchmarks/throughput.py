@@ -87,7 +87,7 @@ def sbx_rates(hidden: int, batch: int, updates: int, env_steps: int) -> tuple[fl
     import gymnasium as gym
     from sbx import SAC
 
-    class Wrapped(gym.Env):  # type: ignore[misc]
+    class Wrapped(gym.Env):
         def __init__(self) -> None:
             self.env = envs.make(TASK, 0)
             self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.env.observation_size,), np.float32)

@@ -20,6 +20,8 @@ from typer.core import TyperGroup
 import agents
 from harness import catalog
 from harness import store as store_mod
+from harness.commands.gate import register as register_gate
+from harness.commands.leaderboard import register as register_leaderboard
 from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
 from harness.errors import Finding, HarnessError, InputError
@@ -290,6 +292,8 @@ def list_agents() -> None:
 
 register_submit(app)
 register_report(app)
+register_gate(app)
+register_leaderboard(app)
 
 
 

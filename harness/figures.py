@@ -19,9 +19,11 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from numpy.typing import ArrayLike
+from scipy.stats import t as student_t
 
 from harness.stats import Interval, IntervalBand
 
@@ -197,7 +199,8 @@ def learning_curves(
     xlabel: str = "environment steps",
     ylabel: str = "normalised score",
 ) -> Figure:
-    """One task's curves: a thin line per seed and, where an agent's seeds share their steps, their mean.
+    """One task's curves: a thin line per seed and, where an agent's seeds share their steps, their mean
+    with a 95% confidence band (Student-t interval of the mean over seeds at each step; needs 2 seeds).
 
     curves: agent -> one (steps, scores) pair per seed, both (points,).
     """
@@ -207,21 +210,26 @@ def learning_curves(
     for label, seeds in curves.items():
         arrays = [(np.asarray(steps, dtype=np.float64), np.asarray(scores, dtype=np.float64))
                   for steps, scores in seeds]
-        for steps, scores in arrays:
-            ax.plot(steps, scores, color=palette[label], linewidth=0.8, alpha=0.35)
+        ax.add_collection(LineCollection([np.column_stack(pair) for pair in arrays], colors=palette[label],
+                                         linewidths=0.8, alpha=0.35))
         shared = bool(arrays) and all(np.array_equal(steps, arrays[0][0]) for steps, _ in arrays)
         if shared:
-            mean = np.mean([scores for _, scores in arrays], axis=0)  # (points,)
+            stacked = np.stack([scores for _, scores in arrays])  # (seeds, points)
+            mean = stacked.mean(axis=0)  # (points,)
+            if len(arrays) >= 2:
+                half = student_t.ppf(0.975, len(arrays) - 1) * stacked.std(axis=0, ddof=1) / np.sqrt(len(arrays))
+                ax.fill_between(arrays[0][0], mean - half, mean + half, color=palette[label], alpha=0.2, linewidth=0)
             ax.plot(arrays[0][0], mean, color=palette[label], linewidth=2, label=display_name(label, external))
         else:
             ax.plot([], [], color=palette[label], linewidth=2, label=display_name(label, external))
+    ax.autoscale_view()
     ax.set_title(task)
     ax.xaxis.set_major_formatter(FuncFormatter(step_label))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", fontsize="small")
     return figure
 
 

@@ -69,12 +69,19 @@ def test_colours_and_step_labels() -> None:
 
 
 def test_learning_curves_draw_a_mean_only_where_seeds_share_steps() -> None:
+    from matplotlib.collections import LineCollection
+
     made = all_figures()["learning_curves"]
-    lines = made.axes[0].get_lines()
-    # ours: 2 seed lines + mean; paper: 2 seed lines + an empty legend line (its seeds differ in steps)
-    assert len(lines) == 6
-    np.testing.assert_allclose(np.asarray(lines[2].get_ydata(), dtype=float), [0.15, 0.45, 0.8])
-    assert np.asarray(lines[5].get_xdata()).size == 0
+    ax = made.axes[0]
+    lines = ax.get_lines()
+    # ours: the mean line; paper: an empty legend line (its seeds differ in steps, so no mean)
+    assert len(lines) == 2
+    np.testing.assert_allclose(np.asarray(lines[0].get_ydata(), dtype=float), [0.15, 0.45, 0.8])
+    assert np.asarray(lines[1].get_xdata()).size == 0
+    # one collection of 2 seed lines per agent, and a confidence band for ours only
+    seeds = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert [len(c.get_segments()) for c in seeds] == [2, 2]
+    assert len(ax.collections) - len(seeds) == 1
 
 
 def test_empty_input_is_refused() -> None:

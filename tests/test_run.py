@@ -123,3 +123,18 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
     status = harness("status", results=results)
     assert status.returncode == 0
     assert "failed" in status.stdout
+
+
+def test_the_same_seed_gives_the_same_curve(tmp_path: Path) -> None:
+    """Two runs of the same manifest into two stores: every curve point is identical, bit for bit."""
+    manifest = write_manifest(tmp_path, seeds=3, budget=1500, eval={"every": 1500, "episodes": 1},
+                              agents={"sac": {"hidden_dims": [128, 128], "batch_size": 256, "warmup_steps": 500}})
+    points = []
+    for name in ("a", "b"):
+        done = harness("run", str(manifest), results=tmp_path / name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        points.append(query(tmp_path / name / "harness.duckdb",
+                            "SELECT run_id, metric, step, value FROM curves WHERE metric NOT LIKE 'sys/%' "
+                            "ORDER BY ALL"))
+    assert len(points[0]) > 30
+    assert points[0] == points[1]
