@@ -236,7 +236,7 @@ def learning_curves(
 def svg_bytes(figure: Figure) -> bytes:
     """The figure as SVG, identical bytes on every call (fixed id salt, no date)."""
     buffer = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
+    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "none"}):  # text as text: smaller, faster
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from math import comb
 from typing import Literal
 
@@ -247,8 +248,9 @@ def _plans(run_counts: list[int], fields: int) -> dict[int, _Plan]:
     return plans
 
 
+@cache
 def _codebook(runs: int, size: int) -> _Codebook:
-    """Enumerate the codes of `size` draws from `runs` runs and their compositions."""
+    """Enumerate the codes of `size` draws from `runs` runs and their compositions (cached: pure, read-only)."""
     codes = np.arange(runs**size, dtype=np.int64)  # (codes,)
     digits = _digits(codes, runs, size)  # per draw, (codes,) drawn runs
     # Codes with the same draws in another order share a composition, keyed by the code of its
