@@ -22,8 +22,10 @@ from agents.base import Agent, Batch
 OBS_DIM, ACT_DIM, BATCH, STEPS = 5, 2, 16, 40
 SEEDS = jnp.array([0, 1, 0])
 
-# Behind the slow marker until its run time is understood: one run did not finish within 15 minutes on
-# two shared cores (the widths and batches are tiny, so compilation is the suspect). `pytest -m slow` runs it.
+# Behind the slow marker: the module takes about a minute on two cores (compiling three agents), and
+# a run once did not finish; that was XLA:CPU waiting forever on a jitted result (jax 0.10.2 hangs now
+# and then in block_until_ready, more often when a jit returns the same large pytree twice), not
+# compilation. `pytest -m slow` runs it.
 pytestmark = pytest.mark.slow
 
 
