@@ -193,15 +193,8 @@ class BROLearner(NamedTuple):
 
 
 class BROState(NamedTuple):
-    """The working learner starts as zeros and is filled from ``initial`` by the first update.
-
-    ``initial`` is the learner as initialised; every reset copies it back (BRO's code re-initialises
-    from the same seeds, which gives the same values). Keeping it only once means ``init`` returns
-    no array twice: a jitted function with many duplicated outputs has hung XLA:CPU in this JAX.
-    """
-
     learner: BROLearner
-    initial: BROLearner
+    initial: BROLearner  # the learner as initialised; a reset copies it back (as BRO's code does)
     target_entropy: jax.Array  # ()
     updates: jax.Array  # () int32, updates done
 
@@ -278,18 +271,17 @@ def kl_weight_loss(kl_weight_raw: jax.Array, kl: jax.Array, kl_target: float) ->
 
 
 def reset_due(cfg: BROConfig, updates: jax.Array) -> jax.Array:
-    """True on the very first update (which fills the working learner) and on the first update
-    after each environment step of ``cfg.reset_steps``.
+    """True on the first update after each environment step of ``cfg.reset_steps``.
 
     Assumes the runner's schedule: the first update follows ``warmup_steps`` environment steps, and
     each further batch of ``updates_per_step`` updates follows one step of the ``num_envs`` envs.
     """
-    due = [0] + [  # ceil((s - warmup) / num_envs) vectorised steps after the warm-up, times updates per step
+    due = [  # ceil((s - warmup) / num_envs) vectorised steps after the warm-up, times updates per step
         -(-(s - cfg.warmup_steps) // cfg.num_envs) * cfg.updates_per_step
         for s in cfg.reset_steps
         if s > cfg.warmup_steps
     ]
-    return jnp.isin(updates, jnp.asarray(due, jnp.int32))
+    return jnp.isin(updates, jnp.asarray(due, jnp.int32)) if due else jnp.zeros(jnp.shape(updates), bool)
 
 
 def _apply(tx: optax.GradientTransformation, grads: Any, opt: optax.OptState, params: Any) -> tuple[Any, Any]:
@@ -389,15 +381,11 @@ def act(
 ) -> jax.Array:
     """Evaluation: the conservative actor's tanh(mean). Exploration: a sample of the optimistic actor."""
     del task_id
-    fresh = state.updates == 0  # before the first update the working learner is still empty
-    actor_params, optimistic_params = select_tree(
-        fresh, (state.initial.actor, state.initial.optimistic), (state.learner.actor, state.learner.optimistic)
-    )
-    actor, optimistic, _ = _nets(cfg, actor_act_dim(actor_params))
-    mean, log_std = apply(actor, actor_params, obs)
+    actor, optimistic, _ = _nets(cfg, actor_act_dim(state.learner.actor))
+    mean, log_std = apply(actor, state.learner.actor, obs)
     if deterministic:
         return jnp.tanh(mean)
-    mean_o = mean + apply(optimistic, optimistic_params, obs, mean)
+    mean_o = mean + apply(optimistic, state.learner.optimistic, obs, mean)
     action, _ = tanh_gaussian_sample(mean_o, log_std + jnp.log(cfg.std_multiplier), key)
     return action
 
@@ -430,8 +418,7 @@ def init(cfg: BROConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: 
         kl_weight_opt=opt.adjustment.init(kl_weight_raw),
     )
     target_entropy = jnp.asarray(-cfg.target_entropy_scale * act_dim, jnp.float32)
-    empty = jax.tree.map(jnp.zeros_like, learner)
-    return BROState(empty, learner, target_entropy, jnp.zeros((), jnp.int32))
+    return BROState(learner, learner, target_entropy, jnp.zeros((), jnp.int32))
 
 
 AGENT = Agent(

@@ -24,9 +24,34 @@ def apply(module: nn.Module, params: Any, *args: jax.Array, method: Any = None) 
     return module.apply(params, *args, method=method)
 
 
+@jax.custom_batching.custom_vmap
+def _q_factor(a: jax.Array) -> jax.Array:
+    """Q of the QR decomposition of a (n, m), n >= m, signed so that diag(R) > 0 (Haar-distributed)."""
+    q, r = jnp.linalg.qr(a)
+    return q * jnp.sign(jnp.diag(r))
+
+
+@_q_factor.def_vmap
+def _q_factor_vmap(axis_size: int, in_batched: list[bool], a: jax.Array) -> tuple[jax.Array, bool]:
+    # One QR per batch element, in sequence: batched QR (what vmapping over seeds produces) has hung
+    # XLA:CPU intermittently in jax 0.10.2 (the computation never signals completion).
+    del axis_size
+    return (jax.lax.map(_q_factor, a), True) if in_batched[0] else (_q_factor(a), False)
+
+
 def orthogonal(scale: float = math.sqrt(2.0)) -> nn.initializers.Initializer:
-    """Orthogonal kernel initialiser; BRO and BRC initialise every dense kernel this way (gain sqrt 2)."""
-    return nn.initializers.orthogonal(scale)
+    """Orthogonal kernel initialiser (gain ``scale``); BRO and BRC initialise every dense kernel so.
+
+    The same construction as flax's ``orthogonal`` (QR of a Gaussian matrix), vmapped seed by seed.
+    """
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        tall = (max(rows, cols), min(rows, cols))
+        q = _q_factor(jax.random.normal(key, tall, dtype))
+        return scale * (q if rows >= cols else q.T).reshape(shape)
+
+    return init
 
 
 # ----------------------------------------------------------------------------------------------
