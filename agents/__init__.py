@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import random_agent, sac
+from agents import brc, bro, fasttd3, random_agent, sac
 from agents.base import Agent, AgentConfig
 
 AGENTS: dict[str, Agent[Any, Any]] = {
@@ -12,6 +12,10 @@ AGENTS: dict[str, Agent[Any, Any]] = {
     for a in (
         random_agent.AGENT,
         sac.AGENT,
+        bro.AGENT,
+        bro.AGENT_FAST,
+        brc.AGENT,
+        fasttd3.AGENT,
     )
 }
 

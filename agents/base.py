@@ -55,16 +55,23 @@ class Agent(Generic[C, S]):
     """An agent: its config class and three pure functions over a state pytree.
 
     - ``init(cfg, key, obs_dim, act_dim, num_tasks) -> state``
-    - ``act(cfg, state, obs (obs_dim,), task_id (), key, deterministic) -> action (act_dim,)``
+    - ``act(cfg, state, obs (obs_dim,), task_id (), key, episode_key, deterministic) -> action
+      (act_dim,)``; ``key`` is new at every step, ``episode_key`` is drawn once per environment and
+      episode (for exploration settings kept over an episode; most agents ignore it).
     - ``update(cfg, state, batch, key) -> (state, metrics)``; metrics are scalars.
+    - optionally ``observe_episode(cfg, state, rewards (T,), valid (T,), truncated (), task_id ())
+      -> state``, called by the runner for every finished training episode: its rewards padded to
+      the task's episode length T, ``valid`` marking the real steps, and whether a time limit (not
+      a terminal state) ended it.
     """
 
     name: str
     description: str
     config_cls: type[C]
     init: Callable[[C, jax.Array, int, int, int], S]
-    act: Callable[[C, S, jax.Array, jax.Array, jax.Array, bool], jax.Array]
+    act: Callable[[C, S, jax.Array, jax.Array, jax.Array, jax.Array, bool], jax.Array]
     update: Callable[[C, S, Batch, jax.Array], tuple[S, Metrics]]
+    observe_episode: Callable[[C, S, jax.Array, jax.Array, jax.Array, jax.Array], S] | None = None
 
     def config(self, **overrides: Any) -> C:
         """The agent's published defaults with these overrides applied."""

@@ -337,9 +337,10 @@ def update(cfg: BRCConfig, state: BRCState, batch: Batch, key: jax.Array) -> tup
 
 def act(
     cfg: BRCConfig, state: BRCState, obs: jax.Array, task_id: jax.Array, key: jax.Array,
-    deterministic: bool,
+    episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """tanh(mean) when deterministic (evaluation), else a sample of the squashed Gaussian."""
+    del episode_key
     actor, critic = _nets(cfg, actor_act_dim(state.actor), _num_tasks(state.critic))
     mean, log_std = apply(actor, state.actor, _actor_input(critic, state.critic, obs, task_id))
     if deterministic:
@@ -379,4 +380,5 @@ AGENT = Agent(
     init=init,
     act=act,
     update=update,
+    observe_episode=observe_episode,
 )

@@ -377,10 +377,10 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
 
 def act(
     cfg: BROConfig, state: BROState, obs: jax.Array, task_id: jax.Array, key: jax.Array,
-    deterministic: bool,
+    episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """Evaluation: the conservative actor's tanh(mean). Exploration: a sample of the optimistic actor."""
-    del task_id
+    del task_id, episode_key
     actor, optimistic, _ = _nets(cfg, actor_act_dim(state.learner.actor))
     mean, log_std = apply(actor, state.learner.actor, obs)
     if deterministic:

@@ -311,20 +311,19 @@ def exploration_scale(cfg: FastTD3Config, episode_key: jax.Array) -> jax.Array:
 
 def act(
     cfg: FastTD3Config, state: FastTD3State, obs: jax.Array, task_id: jax.Array, key: jax.Array,
-    deterministic: bool,
+    episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """The actor's action; when exploring, plus Gaussian noise of scale :func:`exploration_scale`.
 
-    FastTD3 keeps each environment's scale for a whole episode. The agent interface gives ``act``
-    one key per step, so the scale is drawn from that key at every step (the same distribution of
-    scales, without the within-episode correlation); see docs/agents.md.
+    The scale comes from ``episode_key``, which the runner draws once per environment and episode,
+    so each environment keeps its scale for a whole episode as in FastTD3; the noise itself is new
+    at every step (``key``).
     """
     del task_id
     action = apply(_nets(cfg, _act_dim(state.actor))[0], state.actor, normalize(cfg, state.obs_stats, obs))
     if deterministic:
         return action
-    key_scale, key_noise = jax.random.split(key)
-    noise = exploration_scale(cfg, key_scale) * jax.random.normal(key_noise, action.shape)
+    noise = exploration_scale(cfg, episode_key) * jax.random.normal(key, action.shape)
     return jnp.clip(action + noise, -1.0, 1.0)
 
 

@@ -34,10 +34,10 @@ def init(cfg: RandomConfig, key: jax.Array, obs_dim: int, act_dim: int, num_task
 
 def act(
     cfg: RandomConfig, state: RandomState, obs: jax.Array, task_id: jax.Array, key: jax.Array,
-    deterministic: bool,
+    episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """A uniform action in [-1, 1]; deterministic evaluation is random too (there is no policy)."""
-    del cfg, obs, task_id, deterministic
+    del cfg, obs, task_id, episode_key, deterministic
     return jax.random.uniform(key, state.action_template.shape, minval=-1.0, maxval=1.0)
 
 

@@ -224,10 +224,10 @@ def update(cfg: SACConfig, state: SACState, batch: Batch, key: jax.Array) -> tup
 
 def act(
     cfg: SACConfig, state: SACState, obs: jax.Array, task_id: jax.Array, key: jax.Array,
-    deterministic: bool,
+    episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """tanh(mean) when deterministic (evaluation), else a sample from the squashed Gaussian."""
-    del task_id
+    del task_id, episode_key
     actor = Actor(cfg.hidden_dims, _act_dim(state.actor_params))
     mean, log_std = _policy(actor, state.actor_params, obs)
     if deterministic:

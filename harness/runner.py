@@ -242,9 +242,14 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
     explore = make_policy(agent, cfg, deterministic=False)
     greedy = make_policy(agent, cfg, deterministic=True)
     learn = make_learner(agent, cfg)
+    observe = make_observer(agent, cfg) if agent.observe_episode is not None else None
     steps_per_iter = n_envs * task.action_repeat
     # A resumed group starts new episodes, seeded apart from the episodes it already saw.
     obs = vec.reset([_env_seed(s.seed, e, counters.env_steps) for s in specs for e in range(n_envs)])
+    seeds = [s.seed for s in specs]
+    episode_keys = _episode_keys(seeds, np.ones((n_seeds, n_envs), bool), counters.env_steps,
+                                 np.zeros((n_seeds, n_envs, 2), np.uint32))  # (S, E, 2)
+    episodes = EpisodeRewards(n_seeds, n_envs, -(-task.episode_length // task.action_repeat))
     pending: list[dict[str, jax.Array]] = []  # agent metrics (S, U) since the last log, still on the device
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
@@ -253,7 +258,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
             if counters.env_steps < cfg.warmup_steps:
                 action = rng.uniform(-1.0, 1.0, (n_seeds * n_envs, act_dim)).astype(np.float32)
             else:
-                actions, keys = explore(state, obs.reshape(n_seeds, n_envs, obs_dim), keys)
+                actions, keys = explore(state, obs.reshape(n_seeds, n_envs, obs_dim), keys, episode_keys)
                 action = np.asarray(actions).reshape(n_seeds * n_envs, act_dim)
             # The update is dispatched before the environments step, so that XLA computes it while
             # the simulators run; it samples the replay as it was before this step's transition.
@@ -268,6 +273,14 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 obs, action, step.reward, step.next_obs, step.terminated, step.terminated | step.truncated)))
             obs = step.obs
             counters.env_steps += steps_per_iter
+            ended = (step.terminated | step.truncated).reshape(n_seeds, n_envs)
+            if observe is not None:
+                episodes.add(step.reward.reshape(n_seeds, n_envs))
+                if ended.any():
+                    truncated = (step.truncated & ~step.terminated).reshape(n_seeds, n_envs)
+                    state = observe(state, *episodes.finished(ended), truncated, ended)
+            if ended.any():
+                episode_keys = _episode_keys(seeds, ended, counters.env_steps, episode_keys)
             _log_episodes(shards, task, step, n_seeds, n_envs, counters.env_steps)
             if len(pending) * cfg.updates_per_step >= first.log_every:
                 _log_metrics(shards, pending, n_seeds, counters.env_steps)
@@ -281,7 +294,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 elapsed = max(tick - window[0], 1e-9)
                 sps = (counters.env_steps - window[1]) / elapsed
                 ups = (counters.updates - window[2]) / elapsed
-                policy = partial(_greedy_numpy, greedy, state, keys)  # evaluation does not advance the keys
+                policy = partial(_greedy_numpy, greedy, state, keys, episode_keys[:, :1])  # keys do not advance
                 returns, successes = evaluate(eval_envs, policy, first.eval_episodes, seed=counters.env_steps)
                 for i in range(n_seeds):
                     shards.write(i, "eval/return", counters.env_steps, float(np.mean(returns[i])))
@@ -319,23 +332,85 @@ def _env_seed(seed: int, env_index: int, env_steps: int) -> int:
     return int(np.random.SeedSequence([seed, env_index + 1, env_steps]).generate_state(1)[0] >> 1)
 
 
-def make_policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., Any]:
-    """jit(vmap over seeds (vmap over envs)): (state, obs (S, E, obs), keys (S, 2)) -> (actions (S, E, act), keys)."""
+def _episode_keys(seeds: list[int], ended: np.ndarray, env_steps: int, keys: np.ndarray) -> np.ndarray:
+    """``keys`` (S, E, 2) uint32 with a fresh key for each (seed, env) whose episode starts now.
 
-    def per_seed(state: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    A new episode's key depends only on the run seed, the env index and the step it starts at, so it
+    needs no state of its own (and a resumed group draws the same keys as an uninterrupted one would
+    for episodes starting at the same step).
+    """
+    keys = keys.copy()
+    for s, e in zip(*np.nonzero(ended), strict=True):
+        keys[s, e] = np.random.SeedSequence([seeds[s], int(e) + 1, env_steps, 1]).generate_state(2)
+    return keys
+
+
+@dataclass
+class EpisodeRewards:
+    """The rewards of each (seed, env)'s current training episode, for agents that observe episodes."""
+
+    rewards: np.ndarray  # (S, E, T) float32, T the longest episode seen so far (grows if needed)
+    length: np.ndarray  # (S, E) int, steps of the current episode so far
+
+    def __init__(self, seeds: int, num_envs: int, max_length: int) -> None:
+        self.rewards = np.zeros((seeds, num_envs, max(1, max_length)), np.float32)
+        self.length = np.zeros((seeds, num_envs), np.int64)
+
+    def add(self, reward: np.ndarray) -> None:
+        """Append one step's rewards (S, E)."""
+        if self.length.max() >= self.rewards.shape[-1]:  # an episode longer than the catalog says
+            self.rewards = np.concatenate([self.rewards, np.zeros_like(self.rewards)], axis=-1)
+        s, e = np.indices(self.length.shape)
+        self.rewards[s, e, self.length] = reward
+        self.length += 1
+
+    def finished(self, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rewards (S, E, T), valid (S, E, T)) of all envs; the ``ended`` (S, E) ones start over."""
+        valid = np.arange(self.rewards.shape[-1]) < self.length[..., None]
+        rewards = np.where(valid, self.rewards, 0.0).astype(np.float32)
+        self.length[ended] = 0
+        return rewards, valid
+
+
+def make_policy(agent: agents.Agent[Any, Any], cfg: AgentConfig, deterministic: bool) -> Callable[..., Any]:
+    """jit(vmap over seeds (vmap over envs)): (state, obs (S, E, obs), keys (S, 2), episode_keys (S, E, 2))
+    -> (actions (S, E, act), keys)."""
+
+    def per_seed(state: Any, obs: jax.Array, key: jax.Array, episode_keys: jax.Array) -> tuple[jax.Array, jax.Array]:
         key, sub = jax.random.split(key)
         env_keys = jax.random.split(sub, obs.shape[0])  # (E, 2)
         task_ids = jnp.zeros(obs.shape[0], jnp.int32)
-        per_env = jax.vmap(lambda o, t, k: agent.act(cfg, state, o, t, k, deterministic))
-        return per_env(obs, task_ids, env_keys), key
+        per_env = jax.vmap(lambda o, t, k, ek: agent.act(cfg, state, o, t, k, ek, deterministic))
+        return per_env(obs, task_ids, env_keys, episode_keys), key
 
     return jax.jit(jax.vmap(per_seed))
 
 
-def _greedy_numpy(greedy: Callable[..., Any], state: Any, keys: jax.Array, obs: np.ndarray) -> np.ndarray:
-    """Evaluation actions (S, act) for one observation per seed (S, obs)."""
-    actions, _ = greedy(state, obs[:, None], keys)
+def _greedy_numpy(greedy: Callable[..., Any], state: Any, keys: jax.Array, episode_keys: np.ndarray,
+                  obs: np.ndarray) -> np.ndarray:
+    """Evaluation actions (S, act) for one observation per seed (S, obs); episode_keys (S, 1, 2)."""
+    actions, _ = greedy(state, obs[:, None], keys, episode_keys)
     return np.asarray(actions)[:, 0]
+
+
+def make_observer(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., Any]:
+    """jit(vmap over seeds (scan over envs)) of the agent's ``observe_episode``:
+    (state, rewards (S, E, T), valid (S, E, T), truncated (S, E), ended (S, E)) -> state; envs whose
+    episode did not end leave the state as it is."""
+    observe_episode = agent.observe_episode
+    assert observe_episode is not None
+
+    def per_seed(state: Any, rewards: jax.Array, valid: jax.Array, truncated: jax.Array,
+                 ended: jax.Array) -> Any:
+        def one(carry: Any, xs: tuple[jax.Array, ...]) -> tuple[Any, None]:
+            reward, mask, trunc, end = xs
+            seen = observe_episode(cfg, carry, reward, mask, trunc, jnp.zeros((), jnp.int32))
+            return jax.tree_util.tree_map(lambda new, old: jnp.where(end, new, old), seen, carry), None
+
+        state, _ = jax.lax.scan(one, state, (rewards, valid, truncated, ended))
+        return state
+
+    return jax.jit(jax.vmap(per_seed))
 
 
 def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..., Any]:

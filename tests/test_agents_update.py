@@ -70,8 +70,8 @@ def train(agent: Agent[Any, Any], cfg: Any, num_tasks: int = 1) -> Run:
         final, metrics = jax.lax.scan(step, state, jnp.arange(STEPS))
         obs = jnp.broadcast_to(batch.obs[0], (len(SEEDS), OBS_DIM))  # the same observation for every seed
         task = jnp.zeros(len(SEEDS), jnp.int32)
-        explore = jax.vmap(lambda s, o, t, k: agent.act(cfg, s, o, t, k, False))(final, obs, task, act_keys)
-        greedy = jax.vmap(lambda s, o, t, k: agent.act(cfg, s, o, t, k, True))(final, obs, task, act_keys)
+        explore = jax.vmap(lambda s, o, t, k: agent.act(cfg, s, o, t, k, k, False))(final, obs, task, act_keys)
+        greedy = jax.vmap(lambda s, o, t, k: agent.act(cfg, s, o, t, k, k, True))(final, obs, task, act_keys)
         return final, metrics, explore, greedy
 
     final, metrics, explore, greedy = jax.block_until_ready(run(initial))
@@ -170,7 +170,8 @@ def test_brc_task_embeddings_condition_actor_and_critic() -> None:
     state, metrics = jax.jit(lambda s, b, k: brc.update(cfg, s, b, k))(state, fixed_batch(2), jax.random.PRNGKey(1))
     assert 1.0 < float(metrics["reward_scale"]) < float(state.return_max[1])
     obs = jnp.ones(OBS_DIM)
-    a0, a1 = (brc.act(cfg, state, obs, jnp.asarray(t), jax.random.PRNGKey(2), True) for t in (0, 1))
+    key = jax.random.PRNGKey(2)
+    a0, a1 = (brc.act(cfg, state, obs, jnp.asarray(t), key, key, True) for t in (0, 1))
     assert not np.allclose(a0, a1)
     assert not np.array_equal(state.critic["params"]["embedding"]["embedding"], table)
 
