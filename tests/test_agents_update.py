@@ -22,12 +22,6 @@ from agents.base import Agent, Batch
 OBS_DIM, ACT_DIM, BATCH, STEPS = 5, 2, 16, 40
 SEEDS = jnp.array([0, 1, 0])
 
-# Behind the slow marker: one run did not finish. The cause was not compilation but XLA:CPU waiting
-# forever on a vmapped orthogonal initialisation (batched QR), which agents.common.orthogonal now
-# computes seed by seed; the module takes about 40 s on two cores. `pytest -m slow` runs it.
-pytestmark = pytest.mark.slow
-
-
 @dataclass(frozen=True)
 class Run:
     initial: Any  # states after init, stacked over the 3 seeds
