@@ -7,6 +7,7 @@ vmapped over seeds by the runner. Shapes: B = batch, N = quantiles, K = atoms (b
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, TypeVar
 
 import flax.linen as nn
@@ -208,12 +209,49 @@ def quantile_huber_loss(pred: jax.Array, target: jax.Array, taus: jax.Array, kap
     pred: (B, N) quantiles at fractions taus (N,); target: (B, M) samples (held fixed).
     Each pair (i, j) costs |tau_i - 1{u < 0}| * Huber_kappa(u) / kappa with u = target_j - pred_i;
     the loss sums over the N predicted quantiles and averages over the batch and the M targets.
+
+    Differentiable in ``pred`` only, by its closed-form gradient
+    dL/dpred_bi = -sum_j |tau_i - 1{u < 0}| * clip(u, -kappa, kappa) / (kappa * B * M), computed in
+    the same pass as the loss: XLA's autodiff of the pairwise (B, N, M) terms is several times slower.
     """
-    u = jax.lax.stop_gradient(target)[:, None, :] - pred[:, :, None]  # (B, N, M)
+    return _quantile_huber(pred, jax.lax.stop_gradient(target), taus, kappa)
+
+
+def _quantile_huber_value_and_grad(
+    pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: float
+) -> tuple[jax.Array, jax.Array]:
+    """The loss () and its gradient in ``pred`` (B, N)."""
+    u = target[:, None, :] - pred[:, :, None]  # (B, N, M)
     abs_u = jnp.abs(u)
     huber = jnp.where(abs_u <= kappa, 0.5 * u**2, kappa * (abs_u - 0.5 * kappa))
     weight = jnp.abs(taus[None, :, None] - (u < 0).astype(u.dtype))
-    return jnp.mean(jnp.sum(weight * huber / kappa, axis=1))
+    scale = kappa * target.shape[0] * target.shape[1]
+    loss = jnp.sum(weight * huber) / scale
+    grad = -jnp.sum(weight * jnp.clip(u, -kappa, kappa), axis=2) / scale  # (B, N)
+    return loss, grad
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _quantile_huber(pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: float) -> jax.Array:
+    return _quantile_huber_value_and_grad(pred, target, taus, kappa)[0]
+
+
+def _quantile_huber_fwd(
+    pred: jax.Array, target: jax.Array, taus: jax.Array, kappa: float
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    loss, grad = _quantile_huber_value_and_grad(pred, target, taus, kappa)
+    return loss, (grad, target, taus)
+
+
+def _quantile_huber_bwd(
+    kappa: float, saved: tuple[jax.Array, jax.Array, jax.Array], cotangent: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    del kappa
+    grad, target, taus = saved
+    return cotangent * grad, jnp.zeros_like(target), jnp.zeros_like(taus)
+
+
+_quantile_huber.defvjp(_quantile_huber_fwd, _quantile_huber_bwd)
 
 
 def support(v_min: float, v_max: float, num_atoms: int) -> jax.Array:
