@@ -4,10 +4,15 @@ Random normalised scores for several agents, each (seeds, tasks); for every agen
 median and optimality gap with 95% stratified-bootstrap percentile intervals, computed by
 `harness.stats.bootstrap_intervals` (all four metrics from one set of resamples) and by
 `rliable.library.get_interval_estimates` (the four metrics in one aggregate function, as
-rliable's examples do). Prints both wall times, the speed ratio, the same for the CPU time of this
-process (steadier than wall time on a shared machine; both libraries run single-threaded), our
-peak traced memory for one agent, and the largest difference between the two libraries' bounds
-(Monte Carlo noise only).
+rliable's examples do). harness.stats runs twice: on one thread and on `--workers` threads (default:
+the cores this process may use); the two must give bit-identical intervals. rliable runs on one
+thread.
+
+Prints, for each run, wall time and CPU time (the CPU time of all of this process's threads, so
+it counts the work of every thread; steadier than wall time on a shared machine), and the speed
+ratios: wall time against wall time, and CPU time against CPU time. Then our peak traced memory
+for one agent (with `--workers` threads) and the largest difference between the two libraries'
+bounds (Monte Carlo noise only).
 
     python benchmarks/stats_vs_rliable.py                       # 10 seeds x 300 tasks x 5 agents, 50k reps
     python benchmarks/stats_vs_rliable.py --rliable-agents 1    # time rliable on one agent, scale up
@@ -53,7 +58,11 @@ def main() -> None:
         default=None,
         help="time rliable on only this many agents and scale its time to all agents (default: all)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="threads for harness.stats (default: the cores this process may use)"
+    )
     args = parser.parse_args()
+    workers = stats.available_cores() if args.workers is None else args.workers
     rliable_agents = args.agents if args.rliable_agents is None else min(args.rliable_agents, args.agents)
 
     data_rng = np.random.default_rng(20240601)
@@ -68,16 +77,28 @@ def main() -> None:
     size = f"{args.agents} agents x {args.seeds} seeds x {args.tasks} tasks"
     print(f"problem       : {size}, {args.reps} repetitions, 95% stratified percentile intervals")
 
-    start, start_cpu = time.perf_counter(), time.process_time()
-    ours = {
-        agent: stats.bootstrap_intervals(matrix, stats.AGGREGATES, np.random.default_rng(index), reps=args.reps)
-        for index, (agent, matrix) in enumerate(scores.items())
-    }
-    ours_seconds, ours_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    def timed_ours(threads: int) -> tuple[dict[str, dict[str, stats.Interval]], float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        intervals = {
+            agent: stats.bootstrap_intervals(
+                matrix, stats.AGGREGATES, np.random.default_rng(index), reps=args.reps, workers=threads
+            )
+            for index, (agent, matrix) in enumerate(scores.items())
+        }
+        return intervals, time.perf_counter() - start, time.process_time() - start_cpu
+
+    for matrix in scores.values():  # warm-up outside the timing: imports, cached codebooks
+        stats.bootstrap_intervals(matrix, stats.AGGREGATES, np.random.default_rng(0), reps=100, workers=1)
+    single, single_seconds, single_cpu = timed_ours(1)
+    ours, ours_seconds, ours_cpu = timed_ours(workers)
+    if ours != single:
+        raise SystemExit(f"harness.stats gave different intervals on 1 and {workers} threads")
 
     first_agent = next(iter(scores))
     tracemalloc.start()
-    stats.bootstrap_intervals(scores[first_agent], stats.AGGREGATES, np.random.default_rng(0), reps=args.reps)
+    stats.bootstrap_intervals(
+        scores[first_agent], stats.AGGREGATES, np.random.default_rng(0), reps=args.reps, workers=workers
+    )
     _, peak_bytes = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
@@ -105,14 +126,20 @@ def main() -> None:
         for agent in timed
         for index, metric in enumerate(METRICS)
     )
-    per_agent = ours_seconds / args.agents
-    print(f"harness.stats : {ours_seconds:8.2f} s for {args.agents} agents ({per_agent:.3f} s per agent)")
-    per_agent = rliable_measured / rliable_agents
-    scaled = "" if rliable_agents == args.agents else f", SCALED from {rliable_measured:.2f} s on {rliable_agents}"
-    print(f"rliable       : {rliable_seconds:8.2f} s for {args.agents} agents ({per_agent:.3f} s per agent{scaled})")
-    print(f"speed ratio   : {rliable_seconds / ours_seconds:8.1f}x (rliable time / harness.stats time)")
-    print(f"CPU time      : {ours_cpu:8.2f} s ours, {rliable_cpu:.2f} s rliable: {rliable_cpu / ours_cpu:.1f}x")
-    print(f"peak memory   : {peak_bytes / 2**20:8.1f} MiB traced by tracemalloc during one agent's bootstrap")
+    agents = args.agents
+    scaled = "" if rliable_agents == agents else f", SCALED from {rliable_measured:.2f} s on {rliable_agents} agent(s)"
+    many = f"{workers} threads" if workers > 1 else "1 thread"
+    print(f"harness.stats : 1 thread   wall {single_seconds:6.2f} s ({single_seconds / agents:.3f} s per agent), "
+          f"CPU {single_cpu:6.2f} s ({single_cpu / agents:.3f} s per agent)")
+    print(f"harness.stats : {many:10s} wall {ours_seconds:6.2f} s ({ours_seconds / agents:.3f} s per agent), "
+          f"CPU {ours_cpu:6.2f} s ({ours_cpu / agents:.3f} s per agent); intervals bit-identical to 1 thread")
+    print(f"rliable       : 1 thread   wall {rliable_seconds:6.2f} s ({rliable_seconds / agents:.3f} s per agent), "
+          f"CPU {rliable_cpu:6.2f} s{scaled}")
+    print(f"wall ratio    : {rliable_seconds / ours_seconds:6.1f}x with {many}, "
+          f"{rliable_seconds / single_seconds:.1f}x with 1 thread (rliable wall time / harness.stats wall time)")
+    print(f"CPU ratio     : {rliable_cpu / ours_cpu:6.1f}x with {many}, "
+          f"{rliable_cpu / single_cpu:.1f}x with 1 thread (rliable CPU time / harness.stats CPU time, all threads)")
+    print(f"peak memory   : {peak_bytes / 2**20:6.1f} MiB traced by tracemalloc during one agent's bootstrap ({many})")
     print(f"agreement     : points differ by <= {point_gap:.1e}, interval bounds by <= {bound_gap:.4f}")
     ours_iqm = ours[first_agent]["iqm"]
     theirs = intervals[first_agent][:, 0]

@@ -23,9 +23,9 @@ def _replayed_aggregates(
     groups_per_word = max(len(word) for plan in plans.values() for word in plan.words)
     chunk = counts._chunk_reps(len(values), words_per_task, groups_per_word, width, chunk_bytes)
     tasks = {runs: sum(v.size == runs for v in values) for runs in plans}
-    rng = np.random.default_rng(seed)
+    starts = range(0, reps, chunk)
     parts = []
-    for start in range(0, reps, chunk):
+    for start, rng in zip(starts, counts.chunk_generators(np.random.default_rng(seed), len(starts)), strict=True):
         size = min(chunk, reps - start)
         words = {runs: counts._draw(plan, tasks[runs], rng, size) for runs, plan in plans.items()}
         samples = counts._samples(values, plans, words, np.arange(size))  # (size, runs, tasks)
@@ -123,3 +123,34 @@ def test_built_in_aggregates_take_the_counts_route(monkeypatch: pytest.MonkeyPat
         stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(0), reps=200, resample_tasks=True)
     with pytest.raises(AssertionError, match="resampled scores"):
         stats.bootstrap_intervals(scores, {"iqm": lambda s: stats.iqm_stack(s)}, np.random.default_rng(0), reps=200)
+
+
+def test_replicates_are_bit_identical_for_any_number_of_threads() -> None:
+    # 100,000-byte chunks of 40 repetitions: 13 chunks, each with its own spawned generator, finishing in any order.
+    matrix = np.random.default_rng(10).normal(0.6, 0.3, size=(10, 60))
+    one = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 100_000, workers=1)
+    for workers in (2, 3, 8):
+        many = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 100_000, workers=workers)
+        np.testing.assert_array_equal(many, one)
+    other = counts.count_replicates(matrix, KINDS, np.random.default_rng(5), 500, 100_000, workers=2)
+    assert not np.array_equal(other, one)
+
+
+def test_intervals_are_bit_identical_for_any_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bootstrap_module, "CHUNK_BYTES", 50_000)  # 97 chunks of 31 repetitions
+    scores = np.random.default_rng(12).normal(0.5, 0.3, size=(8, 30))
+    for method in ("percentile", "bca"):
+        one = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(3), reps=3_000, method=method,
+                                        workers=1)
+        two = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(3), reps=3_000, method=method,
+                                        workers=2)
+        default = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(3), reps=3_000,
+                                            method=method)
+        assert one == two == default  # dataclass equality compares the floats exactly
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_workers_must_be_a_positive_integer(workers: object) -> None:
+    with pytest.raises(stats.StatsInputError, match="workers"):
+        stats.bootstrap_intervals(np.ones((3, 4)), stats.AGGREGATES, np.random.default_rng(0), reps=10,
+                                  workers=workers)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from harness.stats.bootstrap import (
     IntervalBand,
     Method,
     Statistic,
+    available_cores,
     bootstrap_estimate,
     bootstrap_intervals,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Statistic",
     "StatsInputError",
     "align_curves",
+    "available_cores",
     "average_score_profile",
     "average_score_profile_stack",
     "bootstrap_estimate",
