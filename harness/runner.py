@@ -199,8 +199,18 @@ class Counters:
 
 
 def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = None) -> None:
-    """Train (or resume, or skip if finished) the seeds of one group; raises if training fails."""
+    """Train (or resume, or skip if finished) the seeds of one group; raises if training fails.
+
+    Playground tasks train in :func:`harness.device_runner.train_group_on_device`, with the whole
+    step on the JAX device; every other suite here, with simulators on the host.
+    """
     specs = group.runs
+    if catalog.resolve(specs[0].task).suite == "playground":
+        # Imported here: harness.device_runner imports this module (and Playground).
+        from harness.device_runner import train_group_on_device
+
+        train_group_on_device(group, results, progress)
+        return
     if all(read_status(results, s.run_id) == "finished" for s in specs):
         return
     first = specs[0]
@@ -283,7 +293,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 episode_keys = _episode_keys(seeds, ended, counters.env_steps, episode_keys)
             _log_episodes(shards, task, step, n_seeds, n_envs, counters.env_steps)
             if len(pending) * cfg.updates_per_step >= first.log_every:
-                _log_metrics(shards, pending, n_seeds, counters.env_steps)
+                log_metrics(shards, pending, n_seeds, counters.env_steps)
                 pending = []
 
             done = counters.env_steps >= first.budget
@@ -307,8 +317,9 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 while counters.next_eval <= counters.env_steps:
                     counters.next_eval += first.eval_every
                 offsets = shards.flush()
-                _save(ckpt, {"state": jax.device_get(state), "keys": np.asarray(keys), "replay": replay.state(),
-                             "rng": rng.bit_generator.state, "counters": counters, "offsets": offsets})
+                save_checkpoint(ckpt, {"state": jax.device_get(state), "keys": np.asarray(keys),
+                                       "replay": replay.state(), "rng": rng.bit_generator.state,
+                                       "counters": counters, "offsets": offsets})
                 window = (time.perf_counter(), counters.env_steps, counters.updates)
                 if progress is not None:
                     progress(group.group_id, counters.env_steps, first.budget, sps, counters.last_eval)
@@ -432,7 +443,7 @@ def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..
     return jax.jit(jax.vmap(per_seed))
 
 
-def _log_metrics(shards: Shards, pending: list[dict[str, jax.Array]], n_seeds: int, env_steps: int) -> None:
+def log_metrics(shards: Shards, pending: list[dict[str, jax.Array]], n_seeds: int, env_steps: int) -> None:
     """The mean of each agent metric over the updates since the last log, one point per seed."""
     host = jax.device_get(pending)  # one transfer for the whole window
     for name in host[0]:
@@ -454,7 +465,7 @@ def _log_episodes(shards: Shards, task: catalog.Task, step: Any, n_seeds: int, n
                 shards.write(i, "train/episode_success", env_steps, float(np.nanmean(successes[i])))
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as f:
