@@ -7,16 +7,20 @@ failed group as failed with its error while the others go on.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,20 @@ def group_state(results: Path, group: RunGroup) -> str:
 CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl option (linux/prctl.h): the signal this process gets when its parent dies."""
+
+
+def die_with_coordinator() -> None:
+    """On Linux, have the kernel send this process SIGTERM when the coordinator dies, even by
+    ``kill -9``: an orphaned worker would go on training (and writing) a group that the next
+    ``harness run`` resumes. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _init_worker(gpu_queue: Any) -> None:
+    die_with_coordinator()
     try:
         gpu = gpu_queue.get_nowait()
     except queue.Empty:
@@ -117,7 +134,8 @@ def execute(plan: Plan, results: Path, workers: int, console: Console) -> Outcom
         return Outcome((), skipped, ())
 
     ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
+    manager = SyncManager(ctx=ctx)
+    manager.start(die_with_coordinator)
     messages = manager.Queue()
     gpus = manager.Queue()
     for gpu in visible_gpus():

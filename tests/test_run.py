@@ -74,6 +74,19 @@ def test_short_sac_run_lands_every_curve_in_duckdb(tmp_path: Path) -> None:
     assert query(db, "SELECT count(*) FROM curves") == query(db, "SELECT count(*) FROM curves")
 
 
+def live_processes(group: int) -> list[int]:
+    """Processes of a process group that are still running (not exited, not zombies), from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def test_resume_after_sigkill_has_every_eval_step_exactly_once(tmp_path: Path) -> None:
     results = tmp_path / "results"
     manifest = write_manifest(tmp_path, seeds=1, budget=8000, eval={"every": 1000, "episodes": 1},
@@ -92,9 +105,13 @@ def test_resume_after_sigkill_has_every_eval_step_exactly_once(tmp_path: Path) -
                 break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its worker, mid-run
+    os.kill(proc.pid, signal.SIGKILL)  # the coordinator alone, mid-run: its worker must stop too
     proc.wait()
     assert 2 <= killed_after < 8
+    deadline = time.monotonic() + 30
+    while live_processes(group=proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not live_processes(group=proc.pid), "a worker outlived its coordinator"
 
     resumed = harness("run", str(manifest), results=results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
