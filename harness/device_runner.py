@@ -49,6 +49,7 @@ from harness.runner import (
     make_learner,
     make_observer,
     make_policy,
+    record_evaluation,
     save_checkpoint,
 )
 
@@ -375,14 +376,7 @@ def train_group_on_device(group: RunGroup, results: Path, progress: ProgressFn |
                 ups = (counters.updates - window[2]) / elapsed
                 returns = np.asarray(_evaluate(loop, carry.agent, carry.keys, seeds,
                                                jnp.uint32(counters.env_steps % 2**32)))
-                for s in range(n_seeds):
-                    shards.write(s, "eval/return", counters.env_steps, float(np.mean(returns[s])))
-                    shards.write(s, "sys/env_steps_per_s", counters.env_steps, sps)
-                    shards.write(s, "sys/updates_per_s", counters.env_steps, ups)
-                    shards.write(s, "sys/wall_s", counters.env_steps, counters.wall_s)
-                counters.last_eval = float(np.mean(returns))
-                while counters.next_eval <= counters.env_steps:
-                    counters.next_eval += first.eval_every
+                record_evaluation(shards, task, counters, first.eval_every, returns, None, sps, ups)
                 offsets = shards.flush()
                 save_checkpoint(ckpt, {**_checkpoint(carry), "counters": counters, "offsets": offsets})
                 window = (time.perf_counter(), counters.env_steps, counters.updates)

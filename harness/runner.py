@@ -306,16 +306,7 @@ def train_group(group: RunGroup, results: Path, progress: ProgressFn | None = No
                 ups = (counters.updates - window[2]) / elapsed
                 policy = partial(_greedy_numpy, greedy, state, keys, episode_keys[:, :1])  # keys do not advance
                 returns, successes = evaluate(eval_envs, policy, first.eval_episodes, seed=counters.env_steps)
-                for i in range(n_seeds):
-                    shards.write(i, "eval/return", counters.env_steps, float(np.mean(returns[i])))
-                    if task.metric == "success":
-                        shards.write(i, "eval/success", counters.env_steps, float(np.mean(successes[i])))
-                    shards.write(i, "sys/env_steps_per_s", counters.env_steps, sps)
-                    shards.write(i, "sys/updates_per_s", counters.env_steps, ups)
-                    shards.write(i, "sys/wall_s", counters.env_steps, counters.wall_s)
-                counters.last_eval = float(np.mean(returns))
-                while counters.next_eval <= counters.env_steps:
-                    counters.next_eval += first.eval_every
+                record_evaluation(shards, task, counters, first.eval_every, returns, successes, sps, ups)
                 offsets = shards.flush()
                 save_checkpoint(ckpt, {"state": jax.device_get(state), "keys": np.asarray(keys),
                                        "replay": replay.state(), "rng": rng.bit_generator.state,
@@ -441,6 +432,23 @@ def make_learner(agent: agents.Agent[Any, Any], cfg: AgentConfig) -> Callable[..
         return state, metrics, key
 
     return jax.jit(jax.vmap(per_seed))
+
+
+def record_evaluation(shards: Shards, task: catalog.Task, counters: Counters, every: int, returns: np.ndarray,
+                      successes: np.ndarray | None, sps: float, ups: float) -> None:
+    """Write each seed's evaluation at ``counters.env_steps`` (the mean over its episodes; returns and
+    successes (S, episodes)) with the system figures, and move ``counters`` on to the next one."""
+    step = counters.env_steps
+    for i in range(len(returns)):
+        shards.write(i, "eval/return", step, float(np.mean(returns[i])))
+        if task.metric == "success" and successes is not None:
+            shards.write(i, "eval/success", step, float(np.mean(successes[i])))
+        shards.write(i, "sys/env_steps_per_s", step, sps)
+        shards.write(i, "sys/updates_per_s", step, ups)
+        shards.write(i, "sys/wall_s", step, counters.wall_s)
+    counters.last_eval = float(np.mean(returns))
+    while counters.next_eval <= step:
+        counters.next_eval += every
 
 
 def log_metrics(shards: Shards, pending: list[dict[str, jax.Array]], n_seeds: int, env_steps: int) -> None:
