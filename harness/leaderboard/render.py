@@ -18,6 +18,7 @@ Layout::
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -79,7 +80,10 @@ class Drawer:
 
     def __init__(self, parallel: bool) -> None:
         workers = os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(workers) if parallel and workers > 1 else None
+        # "spawn", not the platform's fork: forking a process that has loaded JAX (a library caller,
+        # the test suite) can deadlock in the child.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(workers, mp_context=context) if parallel and workers > 1 else None
         self._pending: list[Future[None]] = []
         self.drawn = 0
         """Figures drawn or queued."""
