@@ -34,6 +34,7 @@ from agents.common import (
     categorical_cross_entropy,
     categorical_mean,
     categorical_projection,
+    optimiser_step,
     support,
     tanh_gaussian_sample,
     temperature_loss,
@@ -272,11 +273,6 @@ def actor_loss(logits: jax.Array, logp: jax.Array, temperature: jax.Array, v_max
 # Update
 
 
-def _apply(tx: optax.GradientTransformation, grads: Any, opt: optax.OptState, params: Any) -> tuple[Any, Any]:
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt
-
-
 def update(cfg: BRCConfig, state: BRCState, batch: Batch, key: jax.Array) -> tuple[BRCState, Metrics]:
     """One BRC update: critics (with task embeddings), target critics, actor, temperature."""
     actor, critic = _nets(cfg, batch.action.shape[-1], _num_tasks(state.critic))
@@ -297,7 +293,7 @@ def update(cfg: BRCConfig, state: BRCState, batch: Batch, key: jax.Array) -> tup
         return critic_loss(logits, target), logits
 
     (c_loss, logits), c_grads = jax.value_and_grad(critic_objective, has_aux=True)(state.critic)
-    critic_params, critic_opt = _apply(opt.critic, c_grads, state.critic_opt, state.critic)
+    critic_params, critic_opt = optimiser_step(opt.critic, c_grads, state.critic_opt, state.critic)
     target_critic = optax.incremental_update(critic_params, state.target_critic, cfg.tau)
 
     obs_input = _actor_input(critic, state.critic, batch.obs, batch.task_id)
@@ -309,11 +305,13 @@ def update(cfg: BRCConfig, state: BRCState, batch: Batch, key: jax.Array) -> tup
         return actor_loss(q_logits, logp, temperature, cfg.v_max), logp
 
     (a_loss, logp), a_grads = jax.value_and_grad(actor_objective, has_aux=True)(state.actor)
-    actor_params, actor_opt = _apply(opt.actor, a_grads, state.actor_opt, state.actor)
+    actor_params, actor_opt = optimiser_step(opt.actor, a_grads, state.actor_opt, state.actor)
 
     entropy = -jnp.mean(logp)
     t_grad = jax.grad(temperature_loss)(state.log_temperature, entropy, state.target_entropy)
-    log_temperature, temperature_opt = _apply(opt.temperature, t_grad, state.temperature_opt, state.log_temperature)
+    log_temperature, temperature_opt = optimiser_step(
+        opt.temperature, t_grad, state.temperature_opt, state.log_temperature
+    )
 
     q = categorical_mean(jax.nn.softmax(logits, axis=-1), support(-cfg.v_max, cfg.v_max, cfg.num_bins))
     new_state = state._replace(

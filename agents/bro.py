@@ -33,6 +33,7 @@ from agents.common import (
     actor_act_dim,
     apply,
     gaussian_kl,
+    optimiser_step,
     orthogonal,
     quantile_huber_loss,
     quantile_midpoints,
@@ -284,11 +285,6 @@ def reset_due(cfg: BROConfig, updates: jax.Array) -> jax.Array:
     return jnp.isin(updates, jnp.asarray(due, jnp.int32)) if due else jnp.zeros(jnp.shape(updates), bool)
 
 
-def _apply(tx: optax.GradientTransformation, grads: Any, opt: optax.OptState, params: Any) -> tuple[Any, Any]:
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt
-
-
 def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tuple[BROState, Metrics]:
     """One BRO update: critics, target critics, actor, optimistic actor, temperature, optimism, KL weight."""
     reset = reset_due(cfg, state.updates)
@@ -311,7 +307,7 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
         return critic_loss(q_pred, target, taus, cfg.huber_kappa), q_pred
 
     (c_loss, q_pred), c_grads = jax.value_and_grad(critic_objective, has_aux=True)(ln.critic)
-    critic_params, critic_opt = _apply(opt.critic, c_grads, ln.critic_opt, ln.critic)
+    critic_params, critic_opt = optimiser_step(opt.critic, c_grads, ln.critic_opt, ln.critic)
     target_critic = optax.incremental_update(critic_params, ln.target_critic, cfg.tau)
 
     # Conservative actor: maximise the (non-pessimistic) soft value under the updated critics.
@@ -322,7 +318,7 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
         return actor_loss(q, logp, temperature, cfg.pessimism), logp
 
     (a_loss, logp), a_grads = jax.value_and_grad(actor_objective, has_aux=True)(ln.actor)
-    actor_params, actor_opt = _apply(opt.actor, a_grads, ln.actor_opt, ln.actor)
+    actor_params, actor_opt = optimiser_step(opt.actor, a_grads, ln.actor_opt, ln.actor)
 
     # Optimistic actor: shift the updated conservative mean towards the upper bound, KL-penalised.
     mean_c, log_std_c = jax.lax.stop_gradient(apply(actor, actor_params, batch.obs))
@@ -338,17 +334,17 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
         return optimistic_actor_loss(q, kl, optimism, kl_weight), kl
 
     (o_loss, kl), o_grads = jax.value_and_grad(optimistic_objective, has_aux=True)(ln.optimistic)
-    optimistic_params, optimistic_opt = _apply(opt.actor, o_grads, ln.optimistic_opt, ln.optimistic)
+    optimistic_params, optimistic_opt = optimiser_step(opt.actor, o_grads, ln.optimistic_opt, ln.optimistic)
 
     # Temperature, optimism and KL weight.
     entropy = -jnp.mean(logp)
     t_grad = jax.grad(temperature_loss)(ln.log_temperature, entropy, state.target_entropy)
-    log_temperature, temperature_opt = _apply(opt.temperature, t_grad, ln.temperature_opt, ln.log_temperature)
+    log_temperature, temperature_opt = optimiser_step(opt.temperature, t_grad, ln.temperature_opt, ln.log_temperature)
     kl_per_dim = jnp.mean(kl) / act_dim
     b_grad = jax.grad(optimism_loss)(ln.optimism_raw, kl_per_dim, cfg.kl_target, cfg.pessimism)
-    optimism_raw, optimism_opt = _apply(opt.adjustment, b_grad, ln.optimism_opt, ln.optimism_raw)
+    optimism_raw, optimism_opt = optimiser_step(opt.adjustment, b_grad, ln.optimism_opt, ln.optimism_raw)
     w_grad = jax.grad(kl_weight_loss)(ln.kl_weight_raw, kl_per_dim, cfg.kl_target)
-    kl_weight_raw, kl_weight_opt = _apply(opt.adjustment, w_grad, ln.kl_weight_opt, ln.kl_weight_raw)
+    kl_weight_raw, kl_weight_opt = optimiser_step(opt.adjustment, w_grad, ln.kl_weight_opt, ln.kl_weight_raw)
 
     learner = BROLearner(
         actor_params, optimistic_params, critic_params, target_critic, log_temperature, optimism_raw,

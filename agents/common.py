@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 T = TypeVar("T")
 
@@ -23,6 +24,12 @@ LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 def apply(module: nn.Module, params: Any, *args: jax.Array, method: Any = None) -> Any:
     """``module.apply(params, *args, method=method)``, typed as Any (flax types it as a union)."""
     return module.apply(params, *args, method=method)
+
+
+def optimiser_step(tx: optax.GradientTransformation, grads: Any, opt: optax.OptState, params: Any) -> tuple[Any, Any]:
+    """One step of the optimiser ``tx``: (new params, new optimiser state)."""
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt
 
 
 @jax.custom_batching.custom_vmap

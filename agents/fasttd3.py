@@ -35,6 +35,7 @@ from agents.common import (
     categorical_cross_entropy,
     categorical_mean,
     categorical_projection,
+    optimiser_step,
     select_tree,
     support,
 )
@@ -279,17 +280,15 @@ def update(cfg: FastTD3Config, state: FastTD3State, batch: Batch, key: jax.Array
         return critic_loss(apply(critic, params, obs, batch.action), targets)
 
     c_loss, c_grads = jax.value_and_grad(critic_objective)(state.critic)
-    c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic)
-    critic_params = optax.apply_updates(state.critic, c_updates)
+    critic_params, critic_opt = optimiser_step(critic_tx, c_grads, state.critic_opt, state.critic)
 
     def actor_objective(params: Any) -> jax.Array:
         return actor_loss(cfg, apply(critic, critic_params, obs, apply(actor, params, obs)))
 
     a_loss, a_grads = jax.value_and_grad(actor_objective)(state.actor)
-    a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, state.actor)
     actor_step = state.updates % cfg.policy_delay == cfg.policy_delay - 1
     actor_params, actor_opt = select_tree(
-        actor_step, (optax.apply_updates(state.actor, a_updates), actor_opt), (state.actor, state.actor_opt)
+        actor_step, optimiser_step(actor_tx, a_grads, state.actor_opt, state.actor), (state.actor, state.actor_opt)
     )
 
     target_critic = optax.incremental_update(critic_params, state.target_critic, cfg.tau)

@@ -347,16 +347,12 @@ def _episode_keys(seeds: list[int], ended: np.ndarray, env_steps: int, keys: np.
     return keys
 
 
-@dataclass
 class EpisodeRewards:
     """The rewards of each (seed, env)'s current training episode, for agents that observe episodes."""
 
-    rewards: np.ndarray  # (S, E, T) float32, T the longest episode seen so far (grows if needed)
-    length: np.ndarray  # (S, E) int, steps of the current episode so far
-
     def __init__(self, seeds: int, num_envs: int, max_length: int) -> None:
-        self.rewards = np.zeros((seeds, num_envs, max(1, max_length)), np.float32)
-        self.length = np.zeros((seeds, num_envs), np.int64)
+        self.rewards = np.zeros((seeds, num_envs, max(1, max_length)), np.float32)  # (S, E, T), grows if needed
+        self.length = np.zeros((seeds, num_envs), np.int64)  # (S, E) steps of the current episode so far
 
     def add(self, reward: np.ndarray) -> None:
         """Append one step's rewards (S, E)."""
