@@ -17,18 +17,28 @@ def _replayed_aggregates(
 ) -> np.ndarray:
     """The built-in kernels on the very resamples `count_replicates` draws from default_rng(seed): (reps, kinds)."""
     values = [column[~np.isnan(column)] for column in matrix.T]
-    plans = counts._plans([v.size for v in values], len(counts._layout(kinds)))
-    width = counts._trim(values).task.size if "iqm" in kinds else 0
+    run_counts = [v.size for v in values]
+    plans = counts._plans(run_counts)
     words_per_task = max(len(plan.words) for plan in plans.values())
-    groups_per_word = max(len(word) for plan in plans.values() for word in plan.words)
-    chunk = counts._chunk_reps(len(values), words_per_task, groups_per_word, width, chunk_bytes)
-    tasks = {runs: sum(v.size == runs for v in values) for runs in plans}
+    chunk = counts._chunk_reps(len(values), words_per_task, chunk_bytes)
     starts = range(0, reps, chunk)
     parts = []
     for start, rng in zip(starts, counts.chunk_generators(np.random.default_rng(seed), len(starts)), strict=True):
         size = min(chunk, reps - start)
-        words = {runs: counts._draw(plan, tasks[runs], rng, size) for runs, plan in plans.items()}
-        samples = counts._samples(values, plans, words, np.arange(size))  # (size, runs, tasks)
+        samples = np.full((size, max(run_counts), len(values)), np.nan)  # (size, runs, tasks)
+        for runs, plan in plans.items():  # in the kernel's order: plan by plan, word by word
+            tasks = [task for task, count in enumerate(run_counts) if count == runs]
+            scores = np.stack([values[task] for task in tasks])  # (tasks of this run count, runs)
+            drawn = []  # per draw, (tasks, size) run indices: the base-`runs` digits of each group's code
+            for groups, word in zip(plan.words, counts._draw(plan, len(tasks), rng, size), strict=True):
+                for index, group in enumerate(groups):
+                    divisor = runs**group
+                    code, word = (word % divisor, word // divisor) if index < len(groups) - 1 else (word, word)
+                    for _ in range(group):
+                        drawn.append(code % runs)
+                        code = code // runs
+            rows = np.arange(len(tasks))[:, None]
+            samples[:, :runs, tasks] = np.stack([scores[rows, draw] for draw in drawn]).transpose(2, 0, 1)
         parts.append(np.stack([stats.AGGREGATES[kind](samples) for kind in kinds], axis=1))
     return np.concatenate(parts)
 
@@ -57,6 +67,16 @@ def test_replicates_are_the_aggregates_of_their_resamples(matrix: np.ndarray, ch
     np.testing.assert_allclose(replicates, _replayed_aggregates(matrix, KINDS, 9, 700, chunk_bytes), rtol=0, atol=1e-12)
 
 
+def test_resamples_outside_the_median_band_are_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One slot: a repetition keeping two task means in the band is recomputed from its draws, as is
+    # one whose median falls outside it (the pilot's range is narrower than the replicates').
+    monkeypatch.setattr(counts, "SLOTS", 1)
+    matrix = np.random.default_rng(11).normal(0.5, 0.2, size=(6, 41))
+    replicates = counts.count_replicates(matrix, ("median",), np.random.default_rng(2), 2_000, 2**20)
+    np.testing.assert_allclose(replicates, _replayed_aggregates(matrix, ("median",), 2, 2_000, 2**20), rtol=0,
+                               atol=1e-12)
+
+
 def test_resamples_the_iqm_bands_miss_are_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
     # With zero-width bands nearly every resample's cut falls outside them and is rebuilt from its draws.
     monkeypatch.setattr(counts, "BAND_SDS", 0.0)
@@ -80,22 +100,22 @@ def test_codebook_by_hand() -> None:
 
 def test_a_task_is_coded_in_words_of_groups() -> None:
     # 10 runs: groups of 5 draws (10**5 codes, 2002 compositions), both in one 64-bit word.
-    assert counts._plans([10], 4)[10].words == ((5, 5),)
+    assert counts._plans([10])[10].words == ((5, 5),)
     # 13 runs: 13**5 > CODE_LIMIT = 2**17, so groups of 4 and a remainder of 1; 13**13 < 2**62: one word.
-    assert counts._plans([13], 4)[13].words == ((4, 4, 4, 1),)
+    assert counts._plans([13])[13].words == ((4, 4, 4, 1),)
     # 40 runs: triples have comb(42, 3) = 11480 > COMPOSITION_LIMIT compositions, so pairs;
     # 40**10 < 2**62 < 40**12: five pairs per word, four words.
-    assert counts._plans([40], 4)[40].words == ((2, 2, 2, 2, 2),) * 4
+    assert counts._plans([40])[40].words == ((2, 2, 2, 2, 2),) * 4
 
 
 def test_counting_is_used_where_it_pays_off() -> None:
     # 30 runs: 10 groups of 3 draws (<= MAX_GROUPS = 12); 40 runs: 20 pairs; 1000 runs: single draws.
-    assert counts.pays_off(np.ones((30, 5)), KINDS)
-    assert not counts.pays_off(np.ones((40, 5)), KINDS)
-    assert not counts.pays_off(np.ones((1000, 2)), KINDS)
+    assert counts.pays_off(np.ones((30, 5)))
+    assert not counts.pays_off(np.ones((40, 5)))
+    assert not counts.pays_off(np.ones((1000, 2)))
     unequal = np.ones((40, 3))
     unequal[30:, :] = np.nan  # at most 30 available runs per task
-    assert counts.pays_off(unequal, KINDS)
+    assert counts.pays_off(unequal)
 
 
 def test_intervals_agree_with_the_resampled_scores_path() -> None:
@@ -126,18 +146,19 @@ def test_built_in_aggregates_take_the_counts_route(monkeypatch: pytest.MonkeyPat
 
 
 def test_replicates_are_bit_identical_for_any_number_of_threads() -> None:
-    # 100,000-byte chunks of 40 repetitions: 13 chunks, each with its own spawned generator, finishing in any order.
+    # 20,000-byte chunks of 41 repetitions (60 tasks, one random word each): 13 chunks, each with its own
+    # spawned generator, finishing in any order.
     matrix = np.random.default_rng(10).normal(0.6, 0.3, size=(10, 60))
-    one = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 100_000, workers=1)
+    one = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 20_000, workers=1)
     for workers in (2, 3, 8):
-        many = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 100_000, workers=workers)
+        many = counts.count_replicates(matrix, KINDS, np.random.default_rng(4), 500, 20_000, workers=workers)
         np.testing.assert_array_equal(many, one)
-    other = counts.count_replicates(matrix, KINDS, np.random.default_rng(5), 500, 100_000, workers=2)
+    other = counts.count_replicates(matrix, KINDS, np.random.default_rng(5), 500, 20_000, workers=2)
     assert not np.array_equal(other, one)
 
 
 def test_intervals_are_bit_identical_for_any_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bootstrap_module, "CHUNK_BYTES", 50_000)  # 97 chunks of 31 repetitions
+    monkeypatch.setattr(counts, "CHUNK_BYTES", 50_000)  # 15 chunks of 208 repetitions (one random word per task)
     scores = np.random.default_rng(12).normal(0.5, 0.3, size=(8, 30))
     for method in ("percentile", "bca"):
         one = stats.bootstrap_intervals(scores, stats.AGGREGATES, np.random.default_rng(3), reps=3_000, method=method,

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr, ndtri
 
+from harness.stats import counts
 from harness.stats.aggregates import StackAggregate, iqm_stack, mean_stack, median_stack, optimality_gap_stack
 from harness.stats.checks import check_scores
 from harness.stats.counts import Kind, count_replicates, pays_off
@@ -38,8 +39,7 @@ Statistic = Callable[[Sequence[NDArray[np.float64]]], NDArray[np.float64]]
 """Maps one stack per input matrix, each (reps, runs_i, tasks), to a (reps, values) array."""
 
 CHUNK_BYTES = 32 * 2**20
-"""Upper bound, in bytes, on the resampled scores held at once (one chunk of repetitions; on the
-counting route, one chunk per thread, where 32 MiB chunks ran fastest on the benchmark problem)."""
+"""Upper bound, in bytes, on the resampled scores held at once (one chunk of repetitions)."""
 
 CACHE_BYTES = 2**20
 """Preferred size of a chunk: chunks that stay in the CPU cache run about twice as fast."""
@@ -119,14 +119,14 @@ def bootstrap_intervals(
         return np.stack([aggregates[name](stacks[0]) for name in names], axis=-1)  # (reps, names)
 
     kinds = [kind for name in names for kernel, kind in _BUILT_IN if aggregates[name] is kernel]
-    if resample_tasks or len(kinds) < len(names) or not pays_off(matrix, kinds):
+    if resample_tasks or len(kinds) < len(names) or not pays_off(matrix):
         point, low, high = bootstrap_estimate(
             [matrix], statistic, rng, reps=reps, level=level, method=method, resample_tasks=resample_tasks
         )
     else:
         _check_settings(rng, reps, level, method, resample_tasks)
         point = statistic([matrix[None]])[0]  # (names,)
-        replicates = count_replicates(matrix, kinds, rng, reps, CHUNK_BYTES, int(threads))  # (reps, names)
+        replicates = count_replicates(matrix, kinds, rng, reps, counts.CHUNK_BYTES, int(threads))  # (reps, names)
         low, high = _bounds(point, replicates, [matrix], statistic, level, method)
     return {
         name: Interval(float(point[i]), float(low[i]), float(high[i]), method, level, reps)

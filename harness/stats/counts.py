@@ -11,7 +11,7 @@ is drawn, not on the order of the draws, so this module never builds the resampl
 - Linear statistics (a task's mean, its mean capped at gamma, and the IQM's always-kept sum and
   zone counts below) are sums over the task's runs of count x weight, so a per-task table holds
   each one for every composition of a group, and a resample's value is the sum over its groups.
-- Median: the task means of each resample, partitioned across tasks at the middle.
+- Median: the task means of each resample, selected across tasks at the middle.
 - IQM: the pooled available scores are sorted once; a resample keeps the draws whose rank among
   its n draws lies in [n // 4, n - n // 4). A draw's rank depends only on how many draws fall at
   lower sorted positions, so the positions well below the lower cut are always dropped, those
@@ -20,26 +20,34 @@ is drawn, not on the order of the draws, so this module never builds the resampl
   need per-position counts (small per-task tables again, one row per band position of the
   task). A resample whose cut falls outside a band (rare) is recomputed exactly from its draws.
 
-Chunks of repetitions can run on several threads (numpy releases the GIL in its loops). Each
-chunk draws from its own generator, spawned in chunk order from the generator passed in, so the
-same generator state, data and chunk size give bit-identical replicates for any number of threads.
+The loops run compiled (`harness.stats.kernels`). Chunks of repetitions can run on several
+threads (the kernels release the GIL). Each chunk draws
+from its own generator, spawned in chunk order from the generator passed in, so the same
+generator state, data and chunk size give bit-identical replicates for any number of threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from math import comb
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.stats.aggregates import iqm_stack
+from harness.stats import kernels
 
 Kind = Literal["iqm", "mean", "median", "optimality_gap"]
+
+KIND_CODES: dict[Kind, int] = {
+    "iqm": kernels.IQM,
+    "mean": kernels.MEAN,
+    "median": kernels.MEDIAN,
+    "optimality_gap": kernels.GAP,
+}
 
 CODE_LIMIT = 2**17
 """Most codes per group of draws, so that the code-to-composition table stays in the CPU cache."""
@@ -59,17 +67,26 @@ WORD_LIMIT = 2**62
 BAND_SDS = 3.5
 """Half-width of each IQM band, in standard deviations of the number of draws below its cut."""
 
-BLOCK_TASKS = 8
-"""Tasks whose codes are decoded together, so that their composition ids stay in the CPU cache."""
+CHUNK_BYTES = 4 * 2**20
+"""Random words per chunk of repetitions (one chunk per thread at a time): 4 MiB ran fastest on the
+benchmark problem, and gives threads enough chunks to share."""
 
-MEDIAN_BLOCK = 256
-"""Resamples whose task means are partitioned together for the median."""
+PILOT = 256
+"""Resamples of the pilot run that finds each agent's median band (`_median_bounds`)."""
+
+SLOTS = 64
+"""Most task means a repetition keeps for its median (more: recomputed from its draws)."""
+
+BLOCK_BYTES = 8 * 2**20
+"""About how much the kernel's per-block working arrays (sums, band counts, median band) may use:
+large blocks, so that every task's tables serve many repetitions once loaded into the CPU cache."""
 
 GAMMA = 1.0
 """The threshold of the built-in optimality gap (`optimality_gap_stack`'s default)."""
 
-_ZONE_SCALE = 2.0**26
-"""Packs two draw counts (each below 2**26) into one exactly summable float: below + scale x kept."""
+FIELDS = ("mean", "capped", "kept", "zones")
+"""The linear statistics in a table row: score / runs_t; min(score, GAMMA) / runs_t; the score of
+always-kept runs; packed counts of the draws always dropped low and always kept."""
 
 MAX_CELLS = 2**26
 """Most available scores in a matrix for `count_replicates` (the zone counts must stay below the scale)."""
@@ -108,11 +125,12 @@ class _Trim:
 
     low, high: the kept ranks [low, high) of a resample's n draws. task, run, score: (width,)
     the band positions in sorted order (`run` indexes the task's available runs). upper: index
-    of the upper band's first position in those arrays; `merged` when the bands touch and no
-    always-kept zone lies between them. below, kept: per task, (runs_t,) masks of its runs that
-    are always dropped low and always kept. spans: per task, the rows [start, stop) of its band
-    positions in a chunk's band counts, which hold the positions task by task; row: (width,) the
-    row of each band position there.
+    of the upper band's first position in those arrays (width when the bands merge and no
+    always-kept zone lies between them). below, kept: per task, (runs_t,) masks of its runs that
+    are always dropped low and always kept. spans: per task, the columns [start, stop) of its
+    band positions in a resample's band counts, which hold the positions task by task; row:
+    (width,) the column of each band position there. positions: (cells,) the sorted position of
+    every available score (cells task by task); ordered: (cells,) the scores in sorted order.
     """
 
     low: int
@@ -121,30 +139,35 @@ class _Trim:
     run: NDArray[np.intp]
     score: NDArray[np.float64]
     upper: int
-    merged: bool
     below: list[NDArray[np.bool_]]
     kept: list[NDArray[np.bool_]]
     spans: list[tuple[int, int]]
     row: NDArray[np.intp]
+    positions: NDArray[np.intp]
+    ordered: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class _Model:
-    """Everything a chunk of repetitions needs, fixed by the data: read-only, shared by threads.
+    """The kernel's read-only arrays for one matrix (`kernels.chunk_replicates` documents each
+    one's layout), shared by threads; plans and task_counts say how to draw its words."""
 
-    values: per task, (runs_t,) its available scores. tables: per task, group size ->
-    (compositions, fields) its linear statistics (`layout`). band_tables: per task, group size
-    -> (band positions of the task, compositions) its draws at each of its band positions; empty
-    without `trim`.
-    """
-
-    kinds: tuple[Kind, ...]
-    values: list[NDArray[np.float64]]
-    layout: tuple[str, ...]
     plans: dict[int, _Plan]
-    tables: list[dict[int, NDArray[np.float64]]]
-    band_tables: list[dict[int, NDArray[np.int32]]]
-    trim: _Trim | None
+    task_counts: dict[int, int]
+    coding: NDArray[np.int64]
+    task_groups: NDArray[np.int64]
+    code_to_comp: NDArray[np.int32]
+    table: NDArray[np.float64]
+    band_table: NDArray[np.int32]
+    band_offsets: NDArray[np.int64]
+    task_bands: NDArray[np.int64]
+    walk_rows: NDArray[np.int64]
+    walk_scores: NDArray[np.float64]
+    walk: NDArray[np.int64]
+    cell_positions: NDArray[np.int64]
+    sorted_scores: NDArray[np.float64]
+    block: int
+    slots: int
 
 
 def count_replicates(
@@ -158,32 +181,35 @@ def count_replicates(
     """Bootstrap replicates of built-in aggregates over stratified resamples of one matrix.
 
     matrix: (runs, tasks), checked: NaN = missing run, at least 2 available runs per task.
-    kinds: the aggregates, in output order. chunk_bytes: about how much working memory one
-    chunk of repetitions may use. workers: threads evaluating chunks at once (memory: about
-    workers x chunk_bytes). Returns (reps, len(kinds)).
+    kinds: the aggregates, in output order. chunk_bytes: about how much memory one chunk's random
+    words may use (the kernel's working arrays add about BLOCK_BYTES per thread). workers: threads
+    evaluating chunks at once. Returns (reps, len(kinds)).
 
     Every chunk draws from its own generator, spawned from `rng` in chunk order, and the chunk
-    size depends only on the data and chunk_bytes: the replicates are the same, bit for bit,
-    for any number of workers.
+    size depends only on the data and chunk_bytes: the replicates are the same, bit for bit, for
+    any number of workers.
     """
-    model = _model(matrix, tuple(kinds))
-    trim = model.trim
+    model = _model(matrix)
+    codes = np.array([KIND_CODES[kind] for kind in kinds], dtype=np.int64)
+    bounds = _median_bounds(model) if "median" in kinds else np.zeros(2)
     words_per_task = max(len(plan.words) for plan in model.plans.values())
-    groups_per_word = max(len(groups) for plan in model.plans.values() for groups in plan.words)
-    width = 0 if trim is None else trim.task.size
-    chunk = _chunk_reps(len(model.values), words_per_task, groups_per_word, width, chunk_bytes)
+    chunk = _chunk_reps(len(model.task_groups) - 1, words_per_task, chunk_bytes)
     sizes = [min(chunk, reps - start) for start in range(0, reps, chunk)]
     generators = chunk_generators(rng, len(sizes))
+    out = np.empty((reps, len(kinds)))
 
-    def replicates(index: int) -> NDArray[np.float64]:
-        return _chunk_replicates(model, generators[index], sizes[index])
+    def replicates(index: int) -> None:
+        start = index * chunk
+        words = _words(model, generators[index], sizes[index])
+        _evaluate(model, words, bounds, codes, model.slots, out[start : start + sizes[index]])
 
     if workers == 1 or len(sizes) == 1:
-        parts = [replicates(index) for index in range(len(sizes))]
+        for index in range(len(sizes)):
+            replicates(index)
     else:
         with ThreadPoolExecutor(max_workers=min(workers, len(sizes))) as pool:
-            parts = list(pool.map(replicates, range(len(sizes))))
-    return np.concatenate(parts, axis=0)
+            list(pool.map(replicates, range(len(sizes))))
+    return out
 
 
 def chunk_generators(rng: np.random.Generator, chunks: int) -> list[np.random.Generator]:
@@ -193,122 +219,202 @@ def chunk_generators(rng: np.random.Generator, chunks: int) -> list[np.random.Ge
     return [np.random.default_rng(child) for child in root.spawn(chunks)]
 
 
-def _model(matrix: NDArray[np.float64], kinds: tuple[Kind, ...]) -> _Model:
-    """Split a checked matrix into tasks and build their codings and tables."""
+def _words(model: _Model, rng: np.random.Generator, size: int) -> NDArray[np.int64]:
+    """The random words of `size` repetitions: (word rows, size), plan by plan as `_coding` reads them."""
+    parts = [word for runs, plan in model.plans.items() for word in _draw(plan, model.task_counts[runs], rng, size)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _evaluate(
+    model: _Model,
+    words: NDArray[np.int64],
+    bounds: NDArray[np.float64],
+    kinds: NDArray[np.int64],
+    slots: int,
+    out: NDArray[np.float64],
+) -> None:
+    """Replicates of the repetitions coded by words (word rows, size) into out (size, kinds)."""
+    kernels.chunk_replicates(
+        words, model.coding, model.task_groups, model.code_to_comp, model.table, model.band_table,
+        model.band_offsets, model.task_bands, model.walk_rows, model.walk_scores, model.walk,
+        model.cell_positions, model.sorted_scores, bounds, kinds, GAMMA, model.block, slots, out,
+    )
+
+
+def _median_bounds(model: _Model) -> NDArray[np.float64]:
+    """The median band: the range of the medians of PILOT resamples, (2,).
+
+    The pilot draws from a fixed generator of its own: the band changes how fast the median is
+    found, never its value (`kernels`)."""
+    pilot = np.empty((PILOT, 1))
+    words = _words(model, np.random.default_rng(0), PILOT)
+    tasks = len(model.task_groups) - 1
+    _evaluate(model, words, np.array([-np.inf, np.inf]), np.array([kernels.MEDIAN]), tasks, pilot)
+    return np.array([pilot.min(), pilot.max()])
+
+
+def _model(matrix: NDArray[np.float64]) -> _Model:
+    """Split a checked matrix into tasks and build its coding and tables."""
     values = [column[~np.isnan(column)] for column in matrix.T]  # per task, (runs_t,)
-    trim = _trim(values) if "iqm" in kinds else None
-    layout = _layout(kinds)
-    plans = _plans([v.size for v in values], len(layout))
-    # per task, group size -> (compositions, fields)
-    tables: list[dict[int, NDArray[np.float64]]] = [{} for _ in values]
+    run_counts = [v.size for v in values]
+    plans = _plans(run_counts)
+    coding, task_groups, code_to_comp, table_keys = _coding(plans, run_counts)
+    trim = _trim(values)
+    band_table, band_offsets = _band_tables(trim, plans, run_counts, coding, task_groups)
+    slots = min(len(run_counts), SLOTS)
+    # per repetition: composition ids, sums, band counts, kept task means, counters
+    block = max(1, BLOCK_BYTES // (4 * len(coding) + 32 + 4 * trim.task.size + 8 * (slots + 1) + 40))
+    return _Model(
+        plans=plans,
+        task_counts={runs: run_counts.count(runs) for runs in plans},
+        coding=coding,
+        task_groups=task_groups,
+        code_to_comp=code_to_comp,
+        table=_tables(values, trim, plans, table_keys),
+        band_table=band_table,
+        band_offsets=band_offsets,
+        task_bands=np.array([0] + [stop for _, stop in trim.spans], dtype=np.int64),
+        walk_rows=trim.row.astype(np.int64),
+        walk_scores=trim.score,
+        walk=np.array([trim.task.size, trim.upper, trim.low, trim.high], dtype=np.int64),
+        cell_positions=trim.positions.astype(np.int64),
+        sorted_scores=trim.ordered,
+        block=block,
+        slots=slots,
+    )
+
+
+def _coding(
+    plans: dict[int, _Plan], run_counts: list[int]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int32], list[tuple[int, int]]]:
+    """The kernel's coding of every task's groups of draws.
+
+    Returns coding (groups, 6) and task_groups (tasks + 1,) as `kernels.chunk_replicates` reads
+    them, the concatenated code-to-composition tables, and the (task, group size) of each block
+    of table rows in table order. Word rows follow `_draw`: plan by plan (increasing run count),
+    word by word, task by task.
+    """
+    word_base, book_base, row_base = {}, {}, {}
+    rows = 0
+    for runs, plan in plans.items():
+        word_base[runs] = rows
+        rows += len(plan.words) * run_counts.count(runs)
+    books = []
+    offset = 0
+    for runs, plan in plans.items():
+        for group, book in plan.books.items():
+            book_base[runs, group] = offset
+            books.append(book.code_to_comp.astype(np.int32))
+            offset += book.code_to_comp.size
+    table_keys: list[tuple[int, int]] = []
+    table_rows = 0
+    for task, runs in enumerate(run_counts):
+        for group, book in plans[runs].books.items():
+            row_base[task, group] = table_rows
+            table_keys.append((task, group))
+            table_rows += book.comps.shape[0]
+    coding, task_groups = [], [0]
+    rank = {runs: 0 for runs in plans}  # index of the next task among those of its run count
+    for task, runs in enumerate(run_counts):
+        plan = plans[runs]
+        for index, groups in enumerate(plan.words):
+            row = word_base[runs] + index * run_counts.count(runs) + rank[runs]
+            for position, group in enumerate(groups):
+                divisor = 0 if position == len(groups) - 1 else runs**group
+                coding.append((row, divisor, book_base[runs, group], row_base[task, group], runs, group))
+        rank[runs] += 1
+        task_groups.append(len(coding))
+    return (
+        np.array(coding, dtype=np.int64),
+        np.array(task_groups, dtype=np.int64),
+        np.concatenate(books),
+        table_keys,
+    )
+
+
+def _tables(
+    values: list[NDArray[np.float64]], trim: _Trim, plans: dict[int, _Plan], keys: list[tuple[int, int]]
+) -> NDArray[np.float64]:
+    """One agent's linear statistics (`FIELDS`) for every composition of every task's groups, in
+    table order (`_coding`: `keys` names each block of rows): (rows, 4)."""
+    starts, rows = {}, 0
+    for task, group in keys:
+        starts[task, group] = rows
+        rows += plans[values[task].size].books[group].comps.shape[0]
+    out = np.empty((rows, 4))
     for runs, plan in plans.items():
         tasks = [task for task, v in enumerate(values) if v.size == runs]
-        weights = np.stack([_weights(task, values[task], layout, trim) for task in tasks])  # (tasks, runs, fields)
+        v = np.stack([values[task] for task in tasks])  # (tasks, runs)
+        below = np.stack([trim.below[task] for task in tasks])
+        kept = np.stack([trim.kept[task] for task in tasks])
+        weights = np.stack(
+            [v / runs, np.minimum(v, GAMMA) / runs, np.where(kept, v, 0.0), below + kernels.ZONE_SCALE * kept], axis=2
+        )  # (tasks, runs, 4)
         for group, book in plan.books.items():
-            for task, table in zip(tasks, book.comps @ weights, strict=True):
-                tables[task][group] = table
-    band_tables = [{} if trim is None else _band_tables(trim, task, plans[v.size]) for task, v in enumerate(values)]
-    return _Model(kinds, values, layout, plans, tables, band_tables, trim)
-
-
-def _chunk_replicates(model: _Model, rng: np.random.Generator, size: int) -> NDArray[np.float64]:
-    """The replicates of one chunk of `size` repetitions drawn from `rng`: (size, kinds)."""
-    values, plans, layout, trim = model.values, model.plans, model.layout, model.trim
-    words = {runs: _draw(plan, sum(v.size == runs for v in values), rng, size) for runs, plan in plans.items()}
-    sums, means, band = _evaluate(model, words)
-    out = np.empty((size, len(model.kinds)))
-    for column, kind in enumerate(model.kinds):
-        target = out[:, column]
-        if kind == "mean":
-            target[:] = sums[:, layout.index("mean")] / len(values)
-        elif kind == "optimality_gap":
-            target[:] = GAMMA - sums[:, layout.index("capped")] / len(values)
-        elif kind == "median":
-            assert means is not None
-            target[:] = _median(means)
-        else:
-            assert trim is not None and band is not None
-            kept_sum, zones = sums[:, layout.index("kept")], sums[:, layout.index("zones")]
-            target[:] = _trimmed_means(trim, kept_sum, zones, band)
-            missed = np.flatnonzero(np.isnan(target))
-            if missed.size:
-                target[missed] = iqm_stack(_samples(values, plans, words, missed))
+            for task, table in zip(tasks, book.comps @ weights, strict=True):  # (compositions, 4) each
+                out[starts[task, group] : starts[task, group] + len(table)] = table
     return out
 
 
-def _layout(kinds: Sequence[Kind]) -> tuple[str, ...]:
-    """The linear statistics the aggregates need, padded to 1, 2 or 4 (fast row gathers).
+def _band_tables(
+    trim: _Trim,
+    plans: dict[int, _Plan],
+    run_counts: list[int],
+    coding: NDArray[np.int64],
+    task_groups: NDArray[np.int64],
+) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """One agent's draws at each band position of a task for every composition of its groups.
 
-    mean: score / runs_t; capped: min(score, GAMMA) / runs_t; kept: the score of always-kept
-    runs; zones: packed counts of the draws always dropped low and always kept.
-    """
-    names = []
-    if "mean" in kinds or "median" in kinds:
-        names.append("mean")
-    if "optimality_gap" in kinds:
-        names.append("capped")
-    if "iqm" in kinds:
-        names += ["kept", "zones"]
-    if len(names) == 3:
-        names.append("padding")
-    return tuple(names)
-
-
-def _weights(task: int, v: NDArray[np.float64], layout: tuple[str, ...], trim: _Trim | None) -> NDArray[np.float64]:
-    """Weight of each of a task's runs in every linear statistic: (runs_t, fields)."""
-    below = np.zeros(v.size, dtype=bool) if trim is None else trim.below[task]
-    kept = np.zeros(v.size, dtype=bool) if trim is None else trim.kept[task]
-    columns = {
-        "mean": v / v.size,
-        "capped": np.minimum(v, GAMMA) / v.size,
-        "kept": np.where(kept, v, 0.0),
-        "zones": below + _ZONE_SCALE * kept,
-        "padding": np.zeros(v.size),
-    }
-    return np.stack([columns[name] for name in layout], axis=1)
+    Returns the tables concatenated, each (compositions, the task's band positions) row-major,
+    and the offset of each group's table there (groups,); tasks without band positions have
+    none (offset 0, never read)."""
+    offsets = np.zeros(len(coding), dtype=np.int64)
+    parts, base = [np.zeros(1, dtype=np.int32)], 1
+    for task, runs in enumerate(run_counts):
+        start, stop = trim.spans[task]
+        if start == stop:
+            continue
+        band_runs = trim.run[np.flatnonzero(trim.task == task)]  # (positions,) the run at each
+        table_at = {}
+        for group, book in plans[runs].books.items():
+            table_at[group] = base
+            parts.append(book.comps[:, band_runs].astype(np.int32).ravel())  # (compositions x positions,)
+            base += parts[-1].size
+        groups = slice(task_groups[task], task_groups[task + 1])
+        offsets[groups] = [table_at[int(size)] for size in coding[groups, 5]]
+    return np.concatenate(parts), offsets
 
 
-def _band_tables(trim: _Trim, task: int, plan: _Plan) -> dict[int, NDArray[np.int32]]:
-    """A task's draws at each of its band positions (in band order) for every composition of a
-    group: group size -> (positions, compositions); empty for a task without band positions."""
-    start, stop = trim.spans[task]
-    if start == stop:
-        return {}
-    runs = trim.run[np.flatnonzero(trim.task == task)]  # (positions,) the run at each of them
-    return {group: np.ascontiguousarray(book.comps[:, runs].T, dtype=np.int32) for group, book in plan.books.items()}
-
-
-def pays_off(matrix: NDArray[np.float64], kinds: Sequence[Kind]) -> bool:
+def pays_off(matrix: NDArray[np.float64]) -> bool:
     """Whether counting is expected to be faster than resampling the scores of a checked matrix.
 
     matrix: (runs, tasks), NaN = missing run. True when no task needs more than MAX_GROUPS groups
     of draws and the matrix has fewer than MAX_CELLS available scores.
     """
     run_counts = np.count_nonzero(~np.isnan(matrix), axis=0).tolist()  # per task
-    fields = len(_layout(kinds))
-    groups = max(len(_group_sizes(runs, run_counts.count(runs), fields)) for runs in set(run_counts))
+    groups = max(len(_group_sizes(runs, run_counts.count(runs))) for runs in set(run_counts))
     return groups <= MAX_GROUPS and sum(run_counts) < MAX_CELLS
 
 
-def _group_sizes(runs: int, tasks: int, fields: int) -> list[int]:
+def _group_sizes(runs: int, tasks: int) -> list[int]:
     """How the `runs` draws of a task are grouped: as many as possible per group within CODE_LIMIT,
-    COMPOSITION_LIMIT and, for `tasks` tables of `fields` statistics, TABLE_BYTES."""
+    COMPOSITION_LIMIT and, for `tasks` tables of the `FIELDS`, TABLE_BYTES."""
     size = 1
     while (
         size < runs
         and runs ** (size + 1) <= CODE_LIMIT
         and comb(runs + size, size + 1) <= COMPOSITION_LIMIT
-        and tasks * comb(runs + size, size + 1) * fields * 8 <= TABLE_BYTES
+        and tasks * comb(runs + size, size + 1) * len(FIELDS) * 8 <= TABLE_BYTES
     ):
         size += 1
     return [size] * (runs // size) + ([runs % size] if runs % size else [])
 
 
-def _plans(run_counts: list[int], fields: int) -> dict[int, _Plan]:
+def _plans(run_counts: list[int]) -> dict[int, _Plan]:
     """A coding plan per distinct run count (see `_group_sizes`), groups packed into words."""
     plans = {}
     for runs in sorted(set(run_counts)):
-        sizes = _group_sizes(runs, run_counts.count(runs), fields)
+        sizes = _group_sizes(runs, run_counts.count(runs))
         words: list[tuple[int, ...]] = []
         current: list[int] = []
         for group in sizes:
@@ -354,108 +460,15 @@ def _digits(codes: NDArray[np.int64], runs: int, size: int) -> list[NDArray[np.i
     return digits
 
 
-def _chunk_reps(tasks: int, words: int, groups: int, band: int, chunk_bytes: int) -> int:
-    """Repetitions per chunk of about `chunk_bytes`: per repetition 8 bytes per random word of
-    every task, 8 per task (task means), 16 per group of a word for a block of tasks (codes,
-    composition ids) and 8 per IQM band position (counts and running counts, as int32)."""
-    return max(1, chunk_bytes // (8 * tasks * words + 8 * tasks + 16 * BLOCK_TASKS * groups + 8 * band + 64))
+def _chunk_reps(tasks: int, words: int, chunk_bytes: int) -> int:
+    """Repetitions per chunk of about `chunk_bytes` of random words (8 bytes per word of every
+    task and repetition)."""
+    return max(1, chunk_bytes // (8 * tasks * words))
 
 
 def _draw(plan: _Plan, tasks: int, rng: np.random.Generator, size: int) -> list[NDArray[np.int64]]:
     """The random integers of one chunk for the `tasks` tasks of a plan: per word, (tasks, size)."""
     return [rng.integers(0, plan.runs ** sum(groups), size=(tasks, size), dtype=np.int64) for groups in plan.words]
-
-
-def _codes(plan: _Plan, groups: tuple[int, ...], word: NDArray[np.int64]) -> list[tuple[int, NDArray[np.int64]]]:
-    """Split a word into the codes of its groups: (group size, codes shaped like the word) per group."""
-    out = []
-    for group in groups[:-1]:  # code = word % runs**group and word //= runs**group, without modulo
-        rest = word // plan.runs**group
-        out.append((group, word - rest * plan.runs**group))
-        word = rest
-    out.append((groups[-1], word))
-    return out
-
-
-def _evaluate(
-    model: _Model, words: dict[int, list[NDArray[np.int64]]]
-) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.int32] | None]:
-    """Evaluate one chunk of resamples from its words (run count -> per word, (tasks, size)).
-
-    Returns the linear statistics summed over tasks (size, fields), the task means (tasks,
-    size) for the median, and the IQM band counts (band positions, size) for the IQM, task by
-    task (`_Trim.spans`).
-    """
-    size = next(iter(words.values()))[0].shape[1]
-    fields = len(model.layout)
-    spans = [] if model.trim is None else model.trim.spans
-    sums = np.zeros((size, fields))
-    means = np.empty((len(model.values), size)) if "median" in model.kinds else None
-    band = None if model.trim is None else np.empty((model.trim.task.size, size), dtype=np.int32)
-    # buffers reused by every task: fresh ones cost page faults
-    total, part = np.empty((size, fields)), np.empty((size, fields))
-    band_part = np.empty((max((stop - start for start, stop in spans), default=0), size), dtype=np.int32)
-    for runs, plan in model.plans.items():
-        tasks = [task for task, v in enumerate(model.values) if v.size == runs]
-        for start in range(0, len(tasks), BLOCK_TASKS):
-            block = tasks[start : start + BLOCK_TASKS]
-            ids = [  # per group of the tasks' draws: (group size, (block tasks, size) composition ids)
-                (group, plan.books[group].code_to_comp.take(codes, mode="clip"))
-                for groups, word in zip(plan.words, words[runs], strict=True)
-                for group, codes in _codes(plan, groups, word[start : start + len(block)])
-            ]
-            for row, task in enumerate(block):
-                _sum_over_groups(model.tables[task], ids, row, 0, total, part)
-                np.add(sums, total, out=sums)
-                if means is not None:
-                    means[task] = total[:, 0]
-                if band is not None and model.band_tables[task]:
-                    counts = band[slice(*spans[task])]  # (the task's band positions, size)
-                    _sum_over_groups(model.band_tables[task], ids, row, 1, counts, band_part[: len(counts)])
-    return sums, means, band
-
-
-def _sum_over_groups(
-    tables: Mapping[int, NDArray[Any]],
-    ids: list[tuple[int, NDArray[np.intp]]],
-    row: int,
-    axis: int,
-    out: NDArray[Any],
-    scratch: NDArray[Any],
-) -> None:
-    """Write into `out` the sum over a task's groups of draws of its table's rows (axis 0) or
-    columns (axis 1) at the group's composition ids.
-
-    tables: group size -> the task's table; ids: per group, (group size, (block tasks, size)
-    composition ids), the task's at `row`. scratch: shaped like out; both have the tables'
-    dtype. The ids are valid by construction: mode 'clip' spares the bounds checks and the
-    buffered copy of mode 'raise'.
-    """
-    for index, (group, drawn) in enumerate(ids):  # the first group writes, later ones add
-        tables[group].take(drawn[row], axis=axis, out=scratch if index else out, mode="clip")
-        if index:
-            np.add(out, scratch, out=out)
-
-
-def _median(means: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Median over tasks of each resample's task means: (tasks, size) -> (size,).
-
-    MEDIAN_BLOCK resamples at a time, through a buffer that stays in the CPU cache, partitioned
-    at the upper middle task: the lower middle (with an even number of tasks) is then the
-    largest value before it.
-    """
-    tasks, size = means.shape
-    middle = tasks // 2
-    result = np.empty(size)
-    buffer = np.empty((min(MEDIAN_BLOCK, size), tasks))
-    for start in range(0, size, MEDIAN_BLOCK):
-        block = buffer[: min(MEDIAN_BLOCK, size - start)]  # (block, tasks)
-        block[...] = means[:, start : start + MEDIAN_BLOCK].T
-        block.partition(middle, axis=1)
-        lower = block[:, middle] if tasks % 2 else block[:, :middle].max(axis=1)
-        np.add(lower, block[:, middle], out=result[start : start + len(block)])
-    result /= 2.0
-    return result
 
 
 def _trim(values: list[NDArray[np.float64]]) -> _Trim:
@@ -477,8 +490,7 @@ def _trim(values: list[NDArray[np.float64]]) -> _Trim:
         return max(cut - half, 0), min(cut + half, n)
 
     lower, upper = band(low), band(high)
-    merged = lower[1] >= upper[0]
-    if merged:
+    if lower[1] >= upper[0]:  # the bands merge
         start, stop = min(lower[0], upper[0]), max(lower[1], upper[1])
         positions = np.arange(start, stop)
         kept_zone = (stop, stop)
@@ -498,67 +510,12 @@ def _trim(values: list[NDArray[np.float64]]) -> _Trim:
         run=cell - first[task],
         score=pooled[cell],
         upper=upper_index,
-        merged=merged,
         below=[p < positions[0] for p in per_task],
         kept=[(p >= kept_zone[0]) & (p < kept_zone[1]) for p in per_task],
         spans=list(zip(np.append(0, stops[:-1]).tolist(), stops.tolist(), strict=True)),
         row=np.argsort(np.argsort(task, kind="stable")),
+        positions=position,
+        ordered=pooled[order],
     )
 
 
-def _trimmed_means(
-    trim: _Trim, kept_sum: NDArray[np.float64], zones: NDArray[np.float64], band: NDArray[np.int32]
-) -> NDArray[np.float64]:
-    """IQM of each resample of a chunk, (size,), NaN where a cut falls outside its band.
-
-    kept_sum, zones: (size,) the always-kept scores' sum and the packed zone counts; band:
-    (band positions, size) draws at each band position, task by task (`trim.row`). Counts stay
-    below MAX_CELLS, so int32 holds them exactly (and moves half the bytes of floats).
-    """
-    kept = np.floor(zones / _ZONE_SCALE)
-    below = zones - kept * _ZONE_SCALE  # (size,) draws at positions below the first band
-    # running[w]: draws at or below band position w (its draws have ranks [running - count, running))
-    running = np.empty_like(band)
-    np.add(band[trim.row[0]], below.astype(np.int32), out=running[0])
-    for index, row in enumerate(trim.row[1:].tolist(), start=1):
-        np.add(running[index - 1], band[row], out=running[index])
-        if index == trim.upper:  # the always-kept zone lies between the bands
-            running[index] += kept.astype(np.int32)
-    valid = (below <= trim.low) & (running[-1] >= trim.high)
-    lower_end = running[trim.upper - 1].copy()  # (size,) draws up to the end of the lower band
-    # Kept band scores: sum_w score_w (clip(running_w) - previous), clip to [low, high], summed by
-    # parts. On a valid resample the value before the first position is `low` and the value before
-    # the upper band is lower_end + kept (the always-kept draws lie in between).
-    step = trim.score - np.append(trim.score[1:], 0.0)  # (band positions,) score_w - score_(w+1)
-    capped = np.clip(running, trim.low, trim.high, out=running)
-    # numpy's own loop rather than a BLAS product: multi-threaded BLAS stalls on a busy machine
-    band_sum = np.einsum("w,ws->s", step, capped) - trim.score[0] * trim.low
-    if not trim.merged:
-        valid &= (lower_end >= trim.low) & (lower_end + kept <= trim.high)
-        step_back = trim.score[trim.upper - 1] - step[trim.upper - 1]  # undo the step across the gap
-        band_sum += step_back * np.clip(lower_end, trim.low, trim.high) - trim.score[trim.upper] * (lower_end + kept)
-    result: NDArray[np.float64] = (kept_sum + band_sum) / (trim.high - trim.low)
-    result[~valid] = np.nan
-    return result
-
-
-def _samples(
-    values: list[NDArray[np.float64]],
-    plans: dict[int, _Plan],
-    words: dict[int, list[NDArray[np.int64]]],
-    reps: NDArray[np.intp],
-) -> NDArray[np.float64]:
-    """Some resamples of a chunk as scores, rebuilt from its words: (len(reps), runs, tasks), NaN padded."""
-    out = np.full((reps.size, max(v.size for v in values), len(values)), np.nan)
-    for runs, plan in plans.items():
-        tasks = [task for task, v in enumerate(values) if v.size == runs]
-        drawn = [  # per draw, (tasks of this run count, len(reps)) drawn run indices
-            digit
-            for groups, word in zip(plan.words, words[runs], strict=True)
-            for group, codes in _codes(plan, groups, word[:, reps])
-            for digit in _digits(codes, runs, group)
-        ]
-        scores = np.stack([values[task] for task in tasks])  # (tasks of this run count, runs)
-        rows = np.arange(len(tasks))[:, None]
-        out[:, :runs, tasks] = np.stack([scores[rows, draw] for draw in drawn]).transpose(2, 0, 1)
-    return out
