@@ -71,7 +71,7 @@ def final_returns(tmp_path: Path, agent: str, overrides: dict[str, Any], budget:
 # BRO's reset (at 15k steps in bro_fast) moves past the budget: this checks learning, not recovery
 # from a reset. FastTD3 makes 2 updates per vectorised step and is built for thousands of envs;
 # with 2 envs (18k updates) it reached 619 (8 envs, 5k updates: 572), hence its lower floor.
-REDUCED = {  # agent -> (overrides, budget, floor)
+REDUCED: dict[str, tuple[dict[str, Any], int, float]] = {  # agent -> (overrides, budget, floor)
     "bro_fast": ({"critic_width": 128, "actor_width": 64, "num_quantiles": 25, "batch_size": 64,
                   "warmup_steps": 1000, "reset_steps": [1_000_000]}, 20_000, 700.0),
     "brc": ({"critic_width": 128, "actor_width": 64, "batch_size": 128, "warmup_steps": 1000}, 20_000, 700.0),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -38,7 +39,7 @@ def write_manifest(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
 
