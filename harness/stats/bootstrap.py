@@ -9,9 +9,10 @@ handled by whole-array numpy operations; there is no Python loop per repetition.
 
 `bootstrap_intervals` with only the built-in aggregates (the kernels in `AGGREGATES`) and
 without task resampling takes a faster route to the same resampling scheme: it draws how often
-each run is drawn instead of the resampled scores (`harness.stats.counts`), in chunks of at most
-about `CHUNK_BYTES` each, evaluated on several threads at once (one generator per chunk, spawned
-from the one passed in, so the intervals do not depend on the number of threads).
+each run is drawn instead of the resampled scores (`harness.stats.counts`, compiled loops in
+`harness.stats.kernels`), in chunks of about `counts.CHUNK_BYTES` of random words each,
+evaluated on several threads at once (one generator per chunk, spawned from the one passed in,
+so the intervals do not depend on the number of threads).
 
 Randomness comes only from the `numpy.random.Generator` passed in: the same seed, data and
 settings give bit-identical intervals.
@@ -103,8 +104,8 @@ def bootstrap_intervals(
     e.g. `AGGREGATES`; for 'bca' a kernel must treat NaN as a missing run, as the built-in ones
     do. `n_tasks` and `allow_unequal` as in `check_scores`; every task needs at least 2 runs.
     workers: threads that evaluate chunks of repetitions when the counting route is taken (None:
-    the CPU cores this process may use; working memory is about workers x CHUNK_BYTES); the
-    intervals do not depend on it, bit for bit.
+    the CPU cores this process may use; working memory is about workers x (counts.CHUNK_BYTES +
+    counts.BLOCK_BYTES)); the intervals do not depend on it, bit for bit.
     Returns name -> Interval, in the order of `aggregates`.
     """
     matrix = check_scores(scores, n_tasks=n_tasks, allow_unequal=allow_unequal, min_runs=2)

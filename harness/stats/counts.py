@@ -53,7 +53,8 @@ CODE_LIMIT = 2**17
 """Most codes per group of draws, so that the code-to-composition table stays in the CPU cache."""
 
 COMPOSITION_LIMIT = 8192
-"""Most compositions per group, so that a task's table of linear statistics stays in the CPU cache."""
+"""Most compositions per group, so that a task's table of linear statistics stays in the CPU cache
+(and composition ids fit the kernel's int32)."""
 
 MAX_GROUPS = 12
 """Most groups of draws per task for which counting pays off over resampling the scores."""
@@ -72,14 +73,15 @@ CHUNK_BYTES = 4 * 2**20
 benchmark problem, and gives threads enough chunks to share."""
 
 PILOT = 256
-"""Resamples of the pilot run that finds each agent's median band (`_median_bounds`)."""
+"""Resamples of the pilot run that finds the median band (`_median_bounds`)."""
 
 SLOTS = 64
 """Most task means a repetition keeps for its median (more: recomputed from its draws)."""
 
 BLOCK_BYTES = 8 * 2**20
-"""About how much the kernel's per-block working arrays (sums, band counts, median band) may use:
-large blocks, so that every task's tables serve many repetitions once loaded into the CPU cache."""
+"""About how much the kernel's per-block working arrays (composition ids, sums, band counts, kept
+task means) may use: large blocks, so that every task's tables, once in the CPU cache, serve
+many repetitions."""
 
 GAMMA = 1.0
 """The threshold of the built-in optimality gap (`optimality_gap_stack`'s default)."""
@@ -335,7 +337,7 @@ def _coding(
 def _tables(
     values: list[NDArray[np.float64]], trim: _Trim, plans: dict[int, _Plan], keys: list[tuple[int, int]]
 ) -> NDArray[np.float64]:
-    """One agent's linear statistics (`FIELDS`) for every composition of every task's groups, in
+    """The linear statistics (`FIELDS`) for every composition of every task's groups, in
     table order (`_coding`: `keys` names each block of rows): (rows, 4)."""
     starts, rows = {}, 0
     for task, group in keys:
@@ -363,7 +365,7 @@ def _band_tables(
     coding: NDArray[np.int64],
     task_groups: NDArray[np.int64],
 ) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
-    """One agent's draws at each band position of a task for every composition of its groups.
+    """The draws at each band position of a task for every composition of its groups.
 
     Returns the tables concatenated, each (compositions, the task's band positions) row-major,
     and the offset of each group's table there (groups,); tasks without band positions have

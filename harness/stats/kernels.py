@@ -55,7 +55,7 @@ def chunk_replicates(
 
     words: (word rows, size) the chunk's random words. coding: (groups, 6) per group of draws,
     task by task: its word row, divisor (0: the word's last group, which takes the rest), offset
-    of its codebook in code_to_comp, offset of its rows in each agent's table, the task's run
+    of its codebook in code_to_comp, offset of its rows in the table, the task's run
     count, and the group's size. task_groups: (tasks + 1,) each task's range of groups.
     table: (rows, 4) linear statistics per composition: mean, mean capped at gamma, always-kept
     sum, packed zone counts (ZONE_SCALE). band_table: per group, each composition's draws at each
