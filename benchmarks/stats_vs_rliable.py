@@ -10,9 +10,12 @@ thread.
 
 Prints, for each run, wall time and CPU time (the CPU time of all of this process's threads, so
 it counts the work of every thread; steadier than wall time on a shared machine), and the speed
-ratios: wall time against wall time, and CPU time against CPU time. Then our peak traced memory
-for one agent (with `--workers` threads) and the largest difference between the two libraries'
-bounds (Monte Carlo noise only).
+ratios: wall time against wall time, and CPU time against CPU time. harness.stats takes about a
+second, so a passing slowdown of the machine would move its figure a lot: it runs `--repeats`
+times before rliable and as many after, and the median of those times counts (rliable's minute
+averages over such noise by itself). A first call, outside the timing, compiles the kernels or
+loads them from numba's cache. Then our peak traced memory for one agent (with `--workers`
+threads) and the largest difference between the two libraries' bounds (Monte Carlo noise only).
 
     python benchmarks/stats_vs_rliable.py                       # 10 seeds x 300 tasks x 5 agents, 50k reps
     python benchmarks/stats_vs_rliable.py --rliable-agents 1    # time rliable on one agent, scale up
@@ -61,8 +64,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="threads for harness.stats (default: the cores this process may use)"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs of harness.stats before rliable and after (default 5)"
+    )
     args = parser.parse_args()
     workers = stats.available_cores() if args.workers is None else args.workers
+    if args.repeats < 1:
+        parser.error("--repeats: at least 1")
     rliable_agents = args.agents if args.rliable_agents is None else min(args.rliable_agents, args.agents)
 
     data_rng = np.random.default_rng(20240601)
@@ -76,21 +84,27 @@ def main() -> None:
     }
     size = f"{args.agents} agents x {args.seeds} seeds x {args.tasks} tasks"
     print(f"problem       : {size}, {args.reps} repetitions, 95% stratified percentile intervals")
+    print(f"timing        : harness.stats median of {2 * args.repeats} runs (half before rliable, half after), "
+          "rliable one run")
 
-    def timed_ours(threads: int) -> tuple[dict[str, dict[str, stats.Interval]], float, float]:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        intervals = {
-            agent: stats.bootstrap_intervals(
-                matrix, stats.AGGREGATES, np.random.default_rng(index), reps=args.reps, workers=threads
-            )
-            for index, (agent, matrix) in enumerate(scores.items())
-        }
-        return intervals, time.perf_counter() - start, time.process_time() - start_cpu
+    times: dict[int, list[tuple[float, float]]] = {1: [], workers: []}  # threads -> (wall, CPU) per run
+
+    def timed_ours(threads: int) -> dict[str, dict[str, stats.Interval]]:
+        for _ in range(args.repeats):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            intervals = {
+                agent: stats.bootstrap_intervals(
+                    matrix, stats.AGGREGATES, np.random.default_rng(index), reps=args.reps, workers=threads
+                )
+                for index, (agent, matrix) in enumerate(scores.items())
+            }
+            times[threads].append((time.perf_counter() - start, time.process_time() - start_cpu))
+        return intervals
 
     for matrix in scores.values():  # warm-up outside the timing: imports, cached codebooks
         stats.bootstrap_intervals(matrix, stats.AGGREGATES, np.random.default_rng(0), reps=100, workers=1)
-    single, single_seconds, single_cpu = timed_ours(1)
-    ours, ours_seconds, ours_cpu = timed_ours(workers)
+    single = timed_ours(1)
+    ours = timed_ours(workers)
     if ours != single:
         raise SystemExit(f"harness.stats gave different intervals on 1 and {workers} threads")
 
@@ -112,6 +126,10 @@ def main() -> None:
         timed, _rliable_aggregates, reps=args.reps, random_state=np.random.RandomState(0)
     )
     rliable_measured = time.perf_counter() - start
+    timed_ours(1)  # again after rliable: the medians span the machine's state over the whole run
+    timed_ours(workers)
+    single_seconds, single_cpu = np.median(times[1], axis=0)
+    ours_seconds, ours_cpu = np.median(times[workers], axis=0)
     rliable_seconds = rliable_measured * args.agents / rliable_agents
     rliable_cpu = (time.process_time() - start_cpu) * args.agents / rliable_agents
 

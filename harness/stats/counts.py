@@ -68,9 +68,9 @@ WORD_LIMIT = 2**62
 BAND_SDS = 3.5
 """Half-width of each IQM band, in standard deviations of the number of draws below its cut."""
 
-CHUNK_BYTES = 4 * 2**20
-"""Random words per chunk of repetitions (one chunk per thread at a time): 4 MiB ran fastest on the
-benchmark problem, and gives threads enough chunks to share."""
+CHUNK_BYTES = 2 * 2**20
+"""Random words per chunk of repetitions (one chunk per thread at a time): 2 MiB ran fastest on the
+benchmark problem (1, 4 and 8 MiB were 3-12% slower), and gives threads many chunks to share."""
 
 PILOT = 256
 """Resamples of the pilot run that finds the median band (`_median_bounds`)."""
