@@ -19,7 +19,8 @@ def test_decode_splits_the_largest_words_exactly() -> None:
     code_to_comp = np.arange(7 * 2**4, dtype=np.int32)  # 2**62 / 7**21 < 7 * 2**4
     n = words.size
     ids = np.empty((22, n), dtype=np.int32)
-    kernels._decode(words[None, :].astype(np.int64), coding, code_to_comp, 0, n, np.empty(n, dtype=np.int64), ids)
+    kernels._decode(words[None, :].astype(np.int64), coding, code_to_comp, 0, 22, 0, n, np.empty(n, dtype=np.int64),
+                    ids)
     rest = [int(word) for word in words]  # Python integers: exact
     for k in range(21):
         assert ids[k].tolist() == [value % 7 for value in rest]

@@ -265,7 +265,8 @@ def _model(matrix: NDArray[np.float64]) -> _Model:
     band_table, band_offsets = _band_tables(trim, plans, run_counts, coding, task_groups)
     slots = min(len(run_counts), SLOTS)
     # per repetition: composition ids, sums, band counts, kept task means, counters
-    block = max(1, BLOCK_BYTES // (4 * len(coding) + 32 + 4 * trim.task.size + 8 * (slots + 1) + 40))
+    groups = int(np.diff(task_groups).max())  # most groups of draws of a task
+    block = max(1, BLOCK_BYTES // (4 * groups + 32 + 4 * trim.task.size + 8 * (slots + 1) + 40))
     return _Model(
         plans=plans,
         task_counts={runs: run_counts.count(runs) for runs in plans},

@@ -1,8 +1,8 @@
 """Compiled loops of the counting bootstrap (`harness.stats.counts` prepares their arrays).
 
 One call evaluates one chunk of repetitions. A block of repetitions is decoded (the composition
-of every group of draws), summed task by task, so that each task's tables serve the whole block
-once in the CPU cache, and finished repetition by repetition. Each repetition's value comes from
+of every group of draws) and summed task by task, so that each task's tables serve the whole
+block once in the CPU cache, then finished repetition by repetition. Each repetition's value comes from
 the same floating-point operations in the same order whatever the block, chunk or thread, so
 replicates are bit-identical for any number of threads.
 
@@ -74,7 +74,10 @@ def chunk_replicates(
         median = median or kind == MEDIAN
         iqm = iqm or kind == IQM
     rem = np.empty(block, dtype=np.int64)
-    ids = np.empty((coding.shape[0], block), dtype=np.int32)  # (groups, block) composition ids
+    most_groups = 1
+    for task in range(tasks):
+        most_groups = max(most_groups, task_groups[task + 1] - task_groups[task])
+    ids = np.empty((most_groups, block), dtype=np.int32)  # (a task's groups, block) composition ids
     sums = np.empty((block, 4))  # linear statistics summed over tasks
     band = np.empty((walk_rows.size, block), dtype=np.int32)  # draws at each band position
     kept = np.empty((block, slots + 1 if median else 0))  # the task means inside the median band
@@ -84,12 +87,12 @@ def chunk_replicates(
     result = np.empty(block)
     for start in range(0, size, block):
         n = min(block, size - start)
-        _decode(words, coding, code_to_comp, start, n, rem, ids)
         sums[:n] = 0.0
         inside[:n] = 0
         below[:n] = 0
         for task in range(tasks):
             first, stop = task_groups[task], task_groups[task + 1]
+            _decode(words, coding, code_to_comp, first, stop, start, n, rem, ids)
             _add_linear(table, coding, ids, first, stop, n, sums, median, bounds, kept, inside, below)
             if iqm:
                 _count_band(band_table, band_offsets, task_bands, ids, first, stop, task, n, band)
@@ -124,19 +127,23 @@ def _decode(
     words: NDArray[np.int64],
     coding: NDArray[np.int64],
     code_to_comp: NDArray[np.int32],
+    first: int,
+    stop: int,
     start: int,
     n: int,
     rem: NDArray[np.int64],
     ids: NDArray[np.int32],
 ) -> None:
-    """Composition id of every group of draws for repetitions [start, start + n): ids (groups, n)."""
-    for k in range(coding.shape[0]):
+    """Composition ids of a task's groups of draws [first, stop) for repetitions [start, start + n):
+    ids (groups of the task, n)."""
+    for k in range(first, stop):
         row, divisor, book = coding[k, 0], coding[k, 1], coding[k, 2]
-        if k == 0 or coding[k - 1, 0] != row or coding[k - 1, 1] == 0:  # a new word
+        j = k - first
+        if k == first or coding[k - 1, 1] == 0:  # a new word
             rem[:n] = words[row, start : start + n]
         if divisor == 0:
             for r in range(n):
-                ids[k, r] = code_to_comp[book + rem[r]]
+                ids[j, r] = code_to_comp[book + rem[r]]
         else:  # quotient by the reciprocal (a hardware division costs several times more), then made exact
             inverse = 1.0 / divisor
             for r in range(n):
@@ -148,7 +155,7 @@ def _decode(
                 while code >= divisor:
                     rest += 1
                     code -= divisor
-                ids[k, r] = code_to_comp[book + code]
+                ids[j, r] = code_to_comp[book + code]
                 rem[r] = rest
 
 
@@ -178,17 +185,17 @@ def _add_linear(
     two = stop - first == 2  # the common case, unrolled
     second = coding[first + 1, 3] if two else 0
     for r in range(n):
-        i = base + ids[first, r]
+        i = base + ids[0, r]
         s0, s1, s2, s3 = table[i, 0], table[i, 1], table[i, 2], table[i, 3]
         if two:
-            i = second + ids[first + 1, r]
+            i = second + ids[1, r]
             s0 += table[i, 0]
             s1 += table[i, 1]
             s2 += table[i, 2]
             s3 += table[i, 3]
         else:
             for k in range(first + 1, stop):
-                i = coding[k, 3] + ids[k, r]
+                i = coding[k, 3] + ids[k - first, r]
                 s0 += table[i, 0]
                 s1 += table[i, 1]
                 s2 += table[i, 2]
@@ -218,7 +225,7 @@ def _task_means(
         total = 0.0
         rest = words[coding[first, 0]]
         for k in range(first, stop):
-            if k > first and (coding[k - 1, 0] != coding[k, 0] or coding[k - 1, 1] == 0):
+            if k > first and coding[k - 1, 1] == 0:  # a new word
                 rest = words[coding[k, 0]]
             divisor = coding[k, 1]
             code = rest % divisor if divisor else rest
@@ -248,7 +255,7 @@ def _count_band(
     if stop - first == 2:  # the common case, unrolled
         one, two = offsets[first], offsets[first + 1]
         for r in range(n):
-            i, j = one + ids[first, r] * positions, two + ids[first + 1, r] * positions
+            i, j = one + ids[0, r] * positions, two + ids[1, r] * positions
             for p in range(positions):
                 band[low + p, r] = band_table[i + p] + band_table[j + p]
         return
@@ -256,7 +263,7 @@ def _count_band(
         for p in range(positions):
             count = 0
             for k in range(first, stop):
-                count += band_table[offsets[k] + ids[k, r] * positions + p]
+                count += band_table[offsets[k] + ids[k - first, r] * positions + p]
             band[low + p, r] = count
 
 
@@ -394,7 +401,7 @@ def _exact_trimmed_mean(
         runs = coding[task_groups[task], 4]
         rest = words[0]
         for k in range(task_groups[task], task_groups[task + 1]):
-            if k == task_groups[task] or coding[k - 1, 0] != coding[k, 0] or coding[k - 1, 1] == 0:
+            if k == task_groups[task] or coding[k - 1, 1] == 0:  # a new word
                 rest = words[coding[k, 0]]
             divisor = coding[k, 1]
             code = rest % divisor if divisor else rest
