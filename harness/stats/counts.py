@@ -73,7 +73,8 @@ CHUNK_BYTES = 2 * 2**20
 benchmark problem (1, 4 and 8 MiB were 3-12% slower), and gives threads many chunks to share."""
 
 PILOT = 256
-"""Resamples of the pilot run that finds the median band (`_median_bounds`)."""
+"""Most resamples of the pilot run that finds the median band (`_median_bounds`); at most a
+sixteenth of the repetitions asked for, at least 32."""
 
 SLOTS = 64
 """Most task means a repetition keeps for its median (more: recomputed from its draws)."""
@@ -193,7 +194,7 @@ def count_replicates(
     """
     model = _model(matrix)
     codes = np.array([KIND_CODES[kind] for kind in kinds], dtype=np.int64)
-    bounds = _median_bounds(model) if "median" in kinds else np.zeros(2)
+    bounds = _median_bounds(model, min(PILOT, max(32, reps // 16))) if "median" in kinds else np.zeros(2)
     words_per_task = max(len(plan.words) for plan in model.plans.values())
     chunk = _chunk_reps(len(model.task_groups) - 1, words_per_task, chunk_bytes)
     sizes = [min(chunk, reps - start) for start in range(0, reps, chunk)]
@@ -243,13 +244,13 @@ def _evaluate(
     )
 
 
-def _median_bounds(model: _Model) -> NDArray[np.float64]:
-    """The median band: the range of the medians of PILOT resamples, (2,).
+def _median_bounds(model: _Model, pilot_reps: int) -> NDArray[np.float64]:
+    """The median band: the range of the medians of `pilot_reps` resamples, (2,).
 
     The pilot draws from a fixed generator of its own: the band changes how fast the median is
     found, never its value (`kernels`)."""
-    pilot = np.empty((PILOT, 1))
-    words = _words(model, np.random.default_rng(0), PILOT)
+    pilot = np.empty((pilot_reps, 1))
+    words = _words(model, np.random.default_rng(0), pilot_reps)
     tasks = len(model.task_groups) - 1
     _evaluate(model, words, np.array([-np.inf, np.inf]), np.array([kernels.MEDIAN]), tasks, pilot)
     return np.array([pilot.min(), pilot.max()])
