@@ -261,7 +261,7 @@ def _model(matrix: NDArray[np.float64]) -> _Model:
     values = [column[~np.isnan(column)] for column in matrix.T]  # per task, (runs_t,)
     run_counts = [v.size for v in values]
     plans = _plans(run_counts)
-    coding, task_groups, code_to_comp, table_keys = _coding(plans, run_counts)
+    coding, task_groups, code_to_comp, starts, rows = _coding(plans, run_counts)
     trim = _trim(values)
     band_table, band_offsets = _band_tables(trim, plans, run_counts, coding, task_groups)
     slots = min(len(run_counts), SLOTS)
@@ -274,7 +274,7 @@ def _model(matrix: NDArray[np.float64]) -> _Model:
         coding=coding,
         task_groups=task_groups,
         code_to_comp=code_to_comp,
-        table=_tables(values, trim, plans, table_keys),
+        table=_tables(values, trim, plans, starts, rows),
         band_table=band_table,
         band_offsets=band_offsets,
         task_bands=np.array([0] + [stop for _, stop in trim.spans], dtype=np.int64),
@@ -290,12 +290,12 @@ def _model(matrix: NDArray[np.float64]) -> _Model:
 
 def _coding(
     plans: dict[int, _Plan], run_counts: list[int]
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int32], list[tuple[int, int]]]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int32], dict[tuple[int, int], int], int]:
     """The kernel's coding of every task's groups of draws.
 
     Returns coding (groups, 6) and task_groups (tasks + 1,) as `kernels.chunk_replicates` reads
-    them, the concatenated code-to-composition tables, and the (task, group size) of each block
-    of table rows in table order. Word rows follow `_draw`: plan by plan (increasing run count),
+    them, the concatenated code-to-composition tables, the first table row of each (task, group
+    size) and the number of table rows. Word rows follow `_draw`: plan by plan (increasing run count),
     word by word, task by task.
     """
     word_base, book_base, row_base = {}, {}, {}
@@ -310,12 +310,10 @@ def _coding(
             book_base[runs, group] = offset
             books.append(book.code_to_comp.astype(np.int32))
             offset += book.code_to_comp.size
-    table_keys: list[tuple[int, int]] = []
     table_rows = 0
     for task, runs in enumerate(run_counts):
         for group, book in plans[runs].books.items():
             row_base[task, group] = table_rows
-            table_keys.append((task, group))
             table_rows += book.comps.shape[0]
     coding, task_groups = [], [0]
     rank = {runs: 0 for runs in plans}  # index of the next task among those of its run count
@@ -332,19 +330,20 @@ def _coding(
         np.array(coding, dtype=np.int64),
         np.array(task_groups, dtype=np.int64),
         np.concatenate(books),
-        table_keys,
+        row_base,
+        table_rows,
     )
 
 
 def _tables(
-    values: list[NDArray[np.float64]], trim: _Trim, plans: dict[int, _Plan], keys: list[tuple[int, int]]
+    values: list[NDArray[np.float64]],
+    trim: _Trim,
+    plans: dict[int, _Plan],
+    starts: dict[tuple[int, int], int],
+    rows: int,
 ) -> NDArray[np.float64]:
-    """The linear statistics (`FIELDS`) for every composition of every task's groups, in
-    table order (`_coding`: `keys` names each block of rows): (rows, 4)."""
-    starts, rows = {}, 0
-    for task, group in keys:
-        starts[task, group] = rows
-        rows += plans[values[task].size].books[group].comps.shape[0]
+    """The linear statistics (`FIELDS`) for every composition of every task's groups, in table
+    order (`_coding`: `starts` holds the first row of each (task, group size)): (rows, 4)."""
     out = np.empty((rows, 4))
     for runs, plan in plans.items():
         tasks = [task for task, v in enumerate(values) if v.size == runs]

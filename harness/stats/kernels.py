@@ -211,6 +211,20 @@ def _add_linear(
 
 
 @numba.njit(nogil=True, cache=True)
+def _resample_codes(words: NDArray[np.int64], coding: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The code of every group of draws of one resample from its words (word rows,): (groups,)."""
+    codes = np.empty(coding.shape[0], dtype=np.int64)
+    rest = np.int64(0)
+    for k in range(coding.shape[0]):
+        if k == 0 or coding[k - 1, 1] == 0:  # a new word
+            rest = words[coding[k, 0]]
+        divisor = coding[k, 1]
+        codes[k] = rest % divisor if divisor else rest
+        rest = rest // divisor if divisor else rest
+    return codes
+
+
+@numba.njit(nogil=True, cache=True)
 def _task_means(
     words: NDArray[np.int64],
     coding: NDArray[np.int64],
@@ -220,18 +234,12 @@ def _task_means(
     means: NDArray[np.float64],
 ) -> None:
     """Every task mean of one resample from its words (word rows,), as `_add_linear` sums them: means (tasks,)."""
+    codes = _resample_codes(words, coding)
     for task in range(task_groups.size - 1):
         first, stop = task_groups[task], task_groups[task + 1]
-        total = 0.0
-        rest = words[coding[first, 0]]
-        for k in range(first, stop):
-            if k > first and coding[k - 1, 1] == 0:  # a new word
-                rest = words[coding[k, 0]]
-            divisor = coding[k, 1]
-            code = rest % divisor if divisor else rest
-            rest = rest // divisor if divisor else rest
-            value = table[coding[k, 3] + code_to_comp[coding[k, 2] + code], 0]
-            total = value if k == first else total + value
+        total = table[coding[first, 3] + code_to_comp[coding[first, 2] + codes[first]], 0]
+        for k in range(first + 1, stop):
+            total += table[coding[k, 3] + code_to_comp[coding[k, 2] + codes[k]], 0]
         means[task] = total
 
 
@@ -396,16 +404,12 @@ def _exact_trimmed_mean(
     """IQM of one resample from all of its draws (its words: (word rows,)), walking every sorted position."""
     low, high = walk[2], walk[3]
     counts = np.zeros(sorted_scores.size, dtype=np.int64)  # draws at each sorted position
+    codes = _resample_codes(words, coding)
     cell = 0
     for task in range(task_groups.size - 1):
         runs = coding[task_groups[task], 4]
-        rest = words[0]
         for k in range(task_groups[task], task_groups[task + 1]):
-            if k == task_groups[task] or coding[k - 1, 1] == 0:  # a new word
-                rest = words[coding[k, 0]]
-            divisor = coding[k, 1]
-            code = rest % divisor if divisor else rest
-            rest = rest // divisor if divisor else rest
+            code = codes[k]
             for _ in range(coding[k, 5]):
                 counts[cell_positions[cell + code % runs]] += 1
                 code //= runs
