@@ -133,10 +133,10 @@ class Store:
         if read_only and not self.path.exists():
             raise InputError(f"no store at {self.path}: run `harness run` or `harness submit` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if read_only:
+        if self.path.exists():
             with self._open(read_only=True) as con:
-                current = _schema_version(con) == SCHEMA_VERSION
-            if not current:
+                version = _schema_version(con)
+            if version != SCHEMA_VERSION and (read_only or version is not None):
                 self.ensure()
         with self._open(read_only) as con:
             yield con
@@ -162,7 +162,8 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write connection inside one transaction: all of it lands, or none of it."""
-        with self.connect() as con:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._open(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")  # the schema (and a migration) lands on its own
             try:
                 _ensure_schema(con)
