@@ -110,9 +110,9 @@ def run(
         return
     try:
         outcome = executor.execute(plan, out, n_workers, console, step_workers)
-    except KeyboardInterrupt:
+    except (executor.Interrupted, KeyboardInterrupt) as exc:
         console.print("[yellow]stopped.[/] Run the same command again to resume from the last checkpoints.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(exc.exit_code if isinstance(exc, executor.Interrupted) else 130) from None
     _print_summary(open_store(out), plan)
     if outcome.skipped:
         console.print(f"{len(outcome.skipped)} job(s) were already finished and were skipped.")
