@@ -22,8 +22,9 @@ REPETITIONS = 200
 # 0.05 it is 3 * 0.01541 = 0.0462.
 SLACK_HALF = 3 * math.sqrt(ALPHA / 2 * (1 - ALPHA / 2) / REPETITIONS)
 SLACK_FULL = 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPETITIONS)
-# Calibration runs at the worst case for false alarms: no tolerance.
-STRICT = gate.GateConfig(level=LEVEL, reps=1000, iqm_tolerance=0.0, task_tolerance=0.0)
+# Calibration runs at the worst case for false alarms: no tolerance, no tie tolerance, no minimum drop.
+STRICT = gate.GateConfig(level=LEVEL, reps=1000, iqm_tolerance=0.0, task_tolerance=0.0, tie_tolerance=0.0,
+                         min_drop=0.0)
 
 
 def matrices(rng: np.random.Generator, runs: int, tasks: int, drop: float = 0.0,
