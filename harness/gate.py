@@ -86,7 +86,7 @@ class GateConfig:
     poi_threshold: Annotated[float, Field(gt=0.0, le=0.5)] = 0.5
     """'poi' fires when the whole interval of P(candidate > baseline) is below this value."""
     tie_tolerance: Annotated[float, Field(ge=0.0)] = 0.0005
-    """Scores (normalised) within this distance of each other are ties in every rule (0.0005: half a DMC return point)."""
+    """Normalised scores within this distance of each other are ties in every rule (half a DMC return point)."""
     effect: EffectMeasure = "iqm"
     """Effect size a regression must exceed: 'iqm' (IQM difference) or 'poi' (P(candidate > baseline) - 0.5)."""
     min_drop: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.02

@@ -25,9 +25,9 @@ difference and of P(candidate > baseline), tests every task for a drop (Welch, H
 says whether more seeds are needed. A significant drop is a regression only when its effect (the IQM
 difference, or P(candidate > baseline) - 0.5) is a drop larger than min_drop; the verdict prints the
 effect and its interval. Scores within the tie tolerance of each other are ties in every rule.
-Thresholds come from --config (ci/gate.yaml documents every key; without it the defaults apply). Writes a Markdown summary (with an SVG figure beside it) and a JSON
-file with every number. An inconclusive verdict exits with the config's inconclusive_exit_code
-(default 0, with a warning).
+Thresholds come from --config (ci/gate.yaml documents every key; without it the defaults apply).
+Writes a Markdown summary (with an SVG figure beside it) and a JSON file with every number. An
+inconclusive verdict exits with the config's inconclusive_exit_code (default 0, with a warning).
 
 Examples:
 

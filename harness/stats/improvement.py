@@ -4,8 +4,9 @@ Per task, P(X > Y) is the Mann-Whitney U statistic of X's runs against Y's divid
 n_x * n_y: the share of (x run, y run) pairs where x scores higher, ties counted 1/2. The
 overall value is the mean over tasks. With a tie tolerance t, a pair counts as a tie when
 |x - y| <= t and as a win only when x > y + t, so scores that differ by floating-point noise
-(a reordered sum, another compiler) are ties rather than wins or losses. Confidence intervals come from a stratified bootstrap that
-resamples X's runs and Y's runs independently within each task.
+(a reordered sum, another compiler) are ties rather than wins or losses. Confidence intervals
+come from a stratified bootstrap that resamples X's runs and Y's runs independently within each
+task.
 """
 
 from __future__ import annotations
