@@ -14,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from harness import catalog
 from harness import store as store_mod
 from harness.commands.gate import register
 from harness.errors import HarnessError
@@ -214,18 +215,15 @@ def test_bro_fast_against_bro_at_one_million_steps_on_the_dmc_tasks(tmp_path: Pa
 # ----------------------------------------------------------------------------------------------
 # BRO's published curves against altered copies of themselves: floating-point noise passes, a real drop fails
 
-SUCCESS_RATE_SUFFIXES = ("-v2-goal-observable",)  # and myo-*: MetaWorld and MyoSuite arrays hold success rates
-
-
 def write_copy(source: Path, out: Path, change: Callable[[np.ndarray, float], np.ndarray]) -> Path:
-    """BRO's 40 arrays with ``change(array, top)`` applied; top is the largest score (1000 or a rate of 1)."""
+    """BRO's 40 arrays with ``change(array, top)`` applied; top is the task's best score (a return of 1000
+    or a success rate of 1), which normalises to 1."""
     out.mkdir(parents=True)
     for path in sorted(source.glob("*.npy")):
-        rate = path.stem.startswith("myo-") or path.stem.endswith(SUCCESS_RATE_SUFFIXES)
         array = np.load(path)  # (evaluations, seeds)
         # Column-major bytes: the same files cannot be submitted twice, so an unchanged copy is the
         # same values stored in another byte order.
-        np.save(out / path.name, np.asfortranarray(change(array, 1.0 if rate else 1000.0)))
+        np.save(out / path.name, np.asfortranarray(change(array, catalog.resolve(path.stem).norm_high)))
     return out
 
 
