@@ -154,13 +154,13 @@ def with_overrides(config: GateConfig, where: str, **overrides: Any) -> GateConf
     return _validate({**dataclasses.asdict(config), **overrides}, where)
 
 
-def _validate(raw: dict[str, Any], where: str) -> GateConfig:
-    """A GateConfig from a mapping of keys; InputError names ``where``, the key and what was expected."""
+def _validate(raw: dict[str, Any], source: str) -> GateConfig:
+    """A GateConfig from a mapping of keys; InputError names ``source``, the key and what was expected."""
     try:
         return TypeAdapter(GateConfig).validate_python(raw)
     except ValidationError as exc:
         keys = ", ".join(f.name for f in dataclasses.fields(GateConfig))
-        lines = [f"{where}: {exc.error_count()} problem(s) in the gate config:"]
+        lines = [f"{source}: {exc.error_count()} problem(s) in the gate config:"]
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"]) or "(top level)"
             if err["type"] == "unexpected_keyword_argument":
@@ -644,8 +644,8 @@ EFFECT_NAMES = {"iqm": "IQM difference (candidate - baseline)", "poi": "P(candid
 
 def effect_text(effect: Effect) -> str:
     """The effect with its interval, and whether it is a drop larger than min_drop."""
-    size = "larger" if effect.large else "not larger"
-    return (f"Effect: {EFFECT_NAMES[effect.measure]} {format_interval(effect.value)}, a drop {size} than "
+    size = "a drop" if effect.large else "not a drop"
+    return (f"Effect: {EFFECT_NAMES[effect.measure]} {format_interval(effect.value)}, {size} larger than "
             f"min_drop = {effect.min_drop:g}.")
 
 

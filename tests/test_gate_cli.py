@@ -269,7 +269,7 @@ def test_a_copy_of_bro_up_to_floating_point_noise_passes(bro_copies: Path, candi
     # against itself, so P(candidate > baseline) is 1/2 exactly and the IQM difference about 0.
     assert data["poi"]["point"] == 0.5 and abs(data["iqm"]["difference"]["point"]) < 1e-9
     assert data["fired"] == [] and not any(t["flagged"] for t in data["per_task"])
-    assert "Effect: IQM difference (candidate - baseline) " in out and "not larger than min_drop = 0.02" in out
+    assert "Effect: IQM difference (candidate - baseline) " in out and "not a drop larger than min_drop = 0.02" in out
 
 
 def test_a_copy_of_bro_scaled_down_by_1e_12_failed_without_the_tie_tolerance(bro_copies: Path) -> None:
