@@ -3,7 +3,10 @@
 A canonical name is ``<suite>/<task>``: ``dmc/dog-run``, ``metaworld/assembly``,
 ``myosuite/myo-reach``, ``playground/CheetahRun``. Names used by published results map to them
 through aliases (TD-MPC2's ``cup-catch`` and ``mw-assembly``, BRO's ``finger-turn`` and
-``assembly-v2-goal-observable``, ...). Task groups name the task sets that suites and reports use.
+``assembly-v2-goal-observable``, ...), all in one alias table (:func:`alias_table`) that compares
+names in any case and with underscores for hyphens (``walker_run``, ``Hopper_v4``); a name that
+would stand for two tasks stops the import of this module. Task groups name the task sets that
+suites and reports use.
 
 The catalog is plain data: importing it loads no simulator. Tests check it against the simulators'
 own registries so that it cannot drift from them silently.
@@ -15,7 +18,6 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -49,7 +51,7 @@ class Task:
     action_repeat: int = 1
     """Simulator steps per agent action."""
     aliases: tuple[str, ...] = ()
-    """Other names for this task used by published results."""
+    """Other names for this task used by published results (case and ``_``/``-`` do not matter)."""
     runnable: bool = True
     """False for tasks known only from published results (custom tasks of another codebase)."""
     note: str = ""
@@ -161,14 +163,10 @@ def _build() -> dict[str, Task]:
         tasks[task.name] = task
 
     for domain, task in DMC_TASKS:
-        short = _dmc_name(domain, task)
-        names = {f"{domain}-{task}", short, f"dmc/{domain}-{task}"} - {f"dmc/{short}"}
-        if domain == "ball_in_cup":
-            names |= {"cup-catch", "ball-in-cup-catch"}
-        if (domain, task) == ("finger", "turn_hard"):
-            names.add("finger-turn")  # BRO's name for it
-        add(Task(f"dmc/{short}", "dmc", f"{domain}-{task}", "return", 1000, 0.0, 1000.0,
-                 aliases=tuple(sorted(names))))
+        names = ["cup-catch"] if domain == "ball_in_cup" else []  # TD-MPC2's name
+        names += ["finger-turn"] if (domain, task) == ("finger", "turn_hard") else []  # BRO's name
+        add(Task(f"dmc/{_dmc_name(domain, task)}", "dmc", f"{domain}-{task}", "return", 1000, 0.0, 1000.0,
+                 aliases=tuple(names)))
     for short in TDMPC2_CUSTOM_DMC:
         add(Task(f"dmc/{short}", "dmc", short, "return", 1000, 0.0, 1000.0, aliases=(short,),
                  runnable=False, note="TD-MPC2's custom task: published results only"))
@@ -195,13 +193,43 @@ def _build() -> dict[str, Task]:
 _TASKS: dict[str, Task] = _build()
 
 
-@cache
-def _alias_index() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for task in _TASKS.values():
-        for alias in task.aliases:
-            index.setdefault(alias.lower(), task.name)
-    return index
+# ----------------------------------------------------------------------------------------------
+# The alias table: every name a task answers to, in one table.
+
+
+class AliasConflict(ValueError):
+    """Two different tasks claim the same name (a catalog bug, raised when the catalog is imported)."""
+
+
+def alias_key(name: str) -> str:
+    """The form in which names are compared: lower case, underscores as hyphens.
+
+    So ``walker_run``, ``Walker-Run`` and ``walker-run`` are one name, ``Hopper_v4`` is ``hopper-v4``
+    and ``myo_pen_twirl_hard`` is ``myo-pen-twirl-hard``.
+    """
+    return name.strip().lower().replace("_", "-")
+
+
+def alias_table(tasks: Iterable[Task]) -> dict[str, str]:
+    """``alias_key(name) -> canonical name`` for every name of every task.
+
+    A task answers to its canonical name, its bare name (without ``<suite>/``) and its aliases, each
+    also with its suite's prefix (``dmc/cup-catch``). Raises :class:`AliasConflict` when one name
+    would stand for two different tasks.
+    """
+    table: dict[str, str] = {}
+    for task in tasks:
+        for name in (task.name, task.name.split("/", 1)[1], *task.aliases):
+            bare = alias_key(name).split("/", 1)[-1]
+            for key in (bare, f"{task.suite}/{bare}"):
+                other = table.setdefault(key, task.name)
+                if other != task.name:
+                    raise AliasConflict(f"the name {name!r} (compared as {key!r}) would stand for both "
+                                        f"{other!r} and {task.name!r}")
+    return table
+
+
+_ALIASES: dict[str, str] = alias_table(_TASKS.values())
 
 
 def all_tasks() -> tuple[Task, ...]:
@@ -221,16 +249,15 @@ def resolve(name: str) -> Task:
     """
     if name in _TASKS:
         return _TASKS[name]
-    key = name.lower()
-    for candidate in (key, key.split("/", 1)[-1]):
-        if candidate in _alias_index():
-            return _TASKS[_alias_index()[candidate]]
+    if alias_key(name) in _ALIASES:
+        return _TASKS[_ALIASES[alias_key(name)]]
     if name.startswith("myosuite/") and _MYO_ID.match(name.split("/", 1)[1]):
         env_id = name.split("/", 1)[1]
         return Task(name, "myosuite", env_id, "success", 100, 0.0, 1.0,
                     note="any registered MyoSuite id; episode length from its registration")
-    close = difflib.get_close_matches(name, list(_TASKS) + list(_alias_index()), n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    close = difflib.get_close_matches(alias_key(name), list(_ALIASES), n=8, cutoff=0.6)
+    suggestions = list(dict.fromkeys(_ALIASES[key] for key in close))[:5]
+    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
     raise InputError(f"unknown task {name!r}{hint} (`harness tasks` lists them all)")
 
 
