@@ -185,8 +185,10 @@ def test_myosuite_any_registered_id_takes_its_registered_length() -> None:
 def test_make_refuses_unknown_unrunnable_and_uninstalled(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="unknown task"):
         make("dmc/no-such-task", 0)
-    with pytest.raises(InputError, match="cannot be run"):
-        make("dmc/cheetah-jump", 0)
+    published_only = dataclasses.replace(catalog.resolve("dmc/cheetah-jump"), runnable=False,
+                                         note="published results only")
+    with pytest.raises(InputError, match="cannot be run by the harness: published results only"):
+        make(published_only, 0)
     monkeypatch.setitem(sys.modules, "metaworld", None)  # what find_spec reports for a missing package
     with pytest.raises(InputError, match=r"harness\[metaworld\]"):
         make("metaworld/reach", 0)
