@@ -56,6 +56,9 @@ class Task:
     """False for tasks known only from published results (custom tasks of another codebase)."""
     note: str = ""
     """Why a task is not runnable, or what is special about it."""
+    same_as: str = ""
+    """The canonical name of the task of another suite that this one re-implements (Playground's
+    DeepMind-Control tasks: ``dmc/cheetah-run`` for ``playground/CheetahRun``); counted once."""
 
     def normalise(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Map raw metric values to normalised scores: ``(v - norm_low) / (norm_high - norm_low)``."""
@@ -143,7 +146,10 @@ PLAYGROUND_DMC = (
     "HumanoidWalk", "PendulumSwingup", "PointMass", "ReacherEasy", "ReacherHard", "SwimmerSwimmer6",
     "WalkerRun", "WalkerStand", "WalkerWalk",
 )
-# Playground's locomotion and manipulation tasks need a copy of MuJoCo Menagerie (see the README).
+# The dm-control task each of them re-implements: the hyphenated name (CheetahRun -> cheetah-run), but for these.
+_PLAYGROUND_DMC_SAME = {"BallInCup": "ball-in-cup-catch", "PointMass": "point-mass-easy"}
+# Playground's locomotion and manipulation tasks need MuJoCo Menagerie's robots (the playground extra
+# installs them; see the README).
 PLAYGROUND_MENAGERIE = (
     "ApolloJoystickFlatTerrain", "BarkourJoystick", "BerkeleyHumanoidJoystickFlatTerrain",
     "BerkeleyHumanoidJoystickRoughTerrain", "G1JoystickFlatTerrain", "G1JoystickRoughTerrain",
@@ -154,6 +160,15 @@ PLAYGROUND_MENAGERIE = (
     "PandaPickCubeCartesian", "PandaOpenCabinet", "PandaRobotiqPushCube", "LeapCubeReorient",
     "LeapCubeRotateZAxis", "AeroCubeRotateZAxis",
 )
+# Episode length (simulator steps) and action repeat of the Playground tasks whose own default_config()
+# (mujoco_playground 0.2.0, registry.get_default_config) differs from 1000 and 1; the brax PPO settings
+# that Playground trains them with (mujoco_playground.config) agree. Every other task: 1000 and 1.
+PLAYGROUND_EPISODES: dict[str, tuple[int, int]] = {
+    "Go1Getup": (300, 1), "Go1Handstand": (500, 1), "Go1Footstand": (500, 1), "SpotGetup": (300, 1),
+    "AlohaHandOver": (250, 1), "AlohaSinglePegInsertion": (1000, 2), "PandaPickCube": (150, 1),
+    "PandaPickCubeOrientation": (150, 1), "PandaPickCubeCartesian": (200, 1), "PandaOpenCabinet": (150, 1),
+    "PandaRobotiqPushCube": (3000, 4), "LeapCubeRotateZAxis": (500, 1), "AeroCubeRotateZAxis": (500, 1),
+}
 
 
 def _dmc_name(domain: str, task: str) -> str:
@@ -187,10 +202,14 @@ def _build() -> dict[str, Task]:
             add(Task(f"myosuite/{name}", "myosuite", env_id, "success", MYOSUITE_EPISODE, 0.0, 1.0,
                      aliases=(name, tdmpc2, env_id)))
     for name in PLAYGROUND_DMC:
-        add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1000.0))
+        dmc = _PLAYGROUND_DMC_SAME.get(name) or re.sub(r"(?<!^)([A-Z])", r"-\1", name).lower()
+        add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1000.0, same_as=f"dmc/{dmc}",
+                 note=f"Playground's re-implementation of dmc/{dmc}"))
     for name in PLAYGROUND_MENAGERIE:
-        add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1.0,
-                 note="needs MuJoCo Menagerie (HARNESS_MENAGERIE); return not normalised"))
+        length, repeat = PLAYGROUND_EPISODES.get(name, (1000, 1))
+        add(Task(f"playground/{name}", "playground", name, "return", length, 0.0, 1.0, action_repeat=repeat,
+                 note="needs MuJoCo Menagerie's robots (the playground extra); return not normalised, "
+                      "episode length and action repeat from the task's Playground config"))
     return tasks
 
 

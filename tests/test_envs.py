@@ -197,8 +197,11 @@ def test_make_refuses_unknown_unrunnable_and_uninstalled(monkeypatch: pytest.Mon
 def test_playground_menagerie_tasks_explain_how_to_provide_menagerie(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("mujoco_playground")
+    from harness.envs import playground
+
     monkeypatch.delenv("HARNESS_MENAGERIE", raising=False)
-    with pytest.raises(InputError, match="set HARNESS_MENAGERIE"):
+    monkeypatch.setattr(playground, "installed_menagerie", lambda: [])  # as without the playground extra
+    with pytest.raises(InputError, match=r"pip install 'harness\[playground\]'.*or set HARNESS_MENAGERIE"):
         make("playground/Go1JoystickFlatTerrain", 0)
     monkeypatch.setenv("HARNESS_MENAGERIE", str(tmp_path / "absent"))
     with pytest.raises(InputError, match="is not a folder"):
