@@ -25,9 +25,9 @@ import numpy.typing as npt
 
 from harness.errors import InputError
 
-Suite = Literal["dmc", "metaworld", "myosuite", "playground"]
+Suite = Literal["dmc", "metaworld", "myosuite", "playground", "gymnasium"]
 Metric = Literal["return", "success"]
-SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground")
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "gymnasium")
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,45 @@ def _build() -> dict[str, Task]:
         add(Task(f"playground/{name}", "playground", name, "return", length, 0.0, 1.0, action_repeat=repeat,
                  note="needs MuJoCo Menagerie's robots (the playground extra); return not normalised, "
                       "episode length and action repeat from the task's Playground config"))
+    tasks.update(_gymnasium_tasks())
     return tasks
+
+
+# ----------------------------------------------------------------------------------------------
+# Gymnasium MuJoCo (v5; v4 names are aliases)
+
+# (name, normalisation (low, high), its source). The five SimbaV2 reports are TD3-normalised as SimbaV2
+# does it ((return - random) / (TD3 - random), dojeon-ai/SimbaV2 scale_rl/envs/mujoco.py, scores of v4);
+# no published normalisation exists for the others: their return is not normalised.
+_SIMBAV2_TD3 = "TD3-normalised as SimbaV2 (random and TD3 scores of its scale_rl/envs/mujoco.py)"
+_NO_NORM = "return not normalised (no published normalisation)"
+GYMNASIUM_MUJOCO: tuple[tuple[str, float, float, str], ...] = (
+    ("HalfCheetah", -289.415, 10574.0, _SIMBAV2_TD3),
+    ("Hopper", 18.791, 3226.0, _SIMBAV2_TD3),
+    ("Walker2d", 2.791, 3946.0, _SIMBAV2_TD3),
+    ("Ant", -70.288, 3942.0, _SIMBAV2_TD3),
+    ("Humanoid", 120.423, 5165.0, _SIMBAV2_TD3),
+    ("HumanoidStandup", 0.0, 1.0, _NO_NORM),
+    ("Swimmer", 0.0, 1.0, _NO_NORM),
+    ("Reacher", 0.0, 1.0, _NO_NORM),
+    ("Pusher", 0.0, 1.0, _NO_NORM),
+    ("InvertedPendulum", 0.0, 1.0, _NO_NORM),
+    ("InvertedDoublePendulum", 0.0, 1.0, _NO_NORM),
+)
+# Episodes of 1000 steps (Gymnasium's limit, and SimbaV2's max_episode_steps), but for the two
+# manipulators whose Gymnasium limits (50 and 100 steps) every published result uses.
+GYMNASIUM_EPISODES = {"Reacher": 50, "Pusher": 100}
+
+
+def _gymnasium_tasks() -> dict[str, Task]:
+    out = {}
+    for name, low, high, source in GYMNASIUM_MUJOCO:
+        note = source + ("; v4 names run v5, whose observations differ for this task"
+                         if name in ("Ant", "Humanoid", "HumanoidStandup", "Reacher", "InvertedDoublePendulum") else "")
+        out[f"gymnasium/{name}"] = Task(f"gymnasium/{name}", "gymnasium", f"{name}-v5", "return",
+                                        GYMNASIUM_EPISODES.get(name, 1000), low, high,
+                                        aliases=(f"{name}-v5", f"{name}-v4"), note=note)
+    return out
 
 
 _TASKS: dict[str, Task] = _build()
@@ -344,6 +382,11 @@ GROUPS: dict[str, TaskGroup] = {
                PLAYGROUND_DMC),
     )
 }
+GROUPS["gymnasium-mujoco"] = TaskGroup(
+    "gymnasium-mujoco", "Gymnasium's 11 MuJoCo tasks (v5)", tuple(f"gymnasium/{t[0]}" for t in GYMNASIUM_MUJOCO))
+GROUPS["simbav2-mujoco"] = TaskGroup(
+    "simbav2-mujoco", "SimbaV2's 5 Gymnasium MuJoCo tasks (TD3-normalised)",
+    tuple(f"gymnasium/{t[0]}" for t in GYMNASIUM_MUJOCO if t[3] == _SIMBAV2_TD3))
 GROUPS["bro-40"] = TaskGroup(
     "bro-40", "BRO's 40 tasks: 15 DMC, 15 MetaWorld, 10 MyoSuite",
     (*GROUPS["bro-dmc"].tasks, *GROUPS["bro-metaworld"].tasks, *GROUPS["myosuite-hand"].tasks),
