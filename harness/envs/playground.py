@@ -1,8 +1,10 @@
 """MuJoCo Playground (0.2.0) adapter: one env, JAX implementation, on the CPU.
 
 :func:`load` gives Playground's env of a task (``registry.load`` with ``config_overrides={"impl":
-"jax"}`` for the tasks whose config has an ``impl``); the single-env adapter here and the batched
-one (:mod:`harness.envs.playground_batch`) both use it. The env's ``reset`` and ``step`` are jitted
+"jax"}`` for the tasks whose config has an ``impl``; ``AeroCubeRotateZAxis``'s has none and refuses
+the override, and MJX then picks its default, the JAX implementation, unless
+``MJX_GPU_DEFAULT_WARP=true`` on a GPU); the single-env adapter here and the batched one
+(:mod:`harness.envs.playground_batch`) both use it. The env's ``reset`` and ``step`` are jitted
 once per adapter and run on the CPU device (a single env steps faster there than on an
 accelerator, and this keeps accelerators for learning). Playground's tasks take actions in
 [-1, 1], so actions pass through unchanged. ``terminated`` is Playground's ``done`` (for the
