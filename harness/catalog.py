@@ -21,11 +21,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from harness import catalog_humanoidbench
 from harness.errors import InputError
 
-Suite = Literal["dmc", "metaworld", "myosuite", "playground"]
+Suite = Literal["dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand"]
 Metric = Literal["return", "success"]
-SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground")
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand")
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,40 @@ def _build() -> dict[str, Task]:
     for name in PLAYGROUND_MENAGERIE:
         add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1.0,
                  note="needs MuJoCo Menagerie (HARNESS_MENAGERIE); return not normalised"))
+    for task in _humanoidbench_tasks():
+        add(task)
     return tasks
+
+
+# ----------------------------------------------------------------------------------------------
+# HumanoidBench (harness install humanoidbench): see harness/catalog_humanoidbench.py
+
+
+def _humanoidbench_tasks() -> list[Task]:
+    """HumanoidBench's h1, h1hand and h1strong tasks, normalised by (return - random) / (success_bar - random)."""
+    tasks = []
+    for hb in catalog_humanoidbench.humanoidbench_tasks():
+        random = catalog_humanoidbench.RANDOM_RETURN[hb.env_id]
+        note = f"random return: {random.source}"
+        tasks.append(Task(f"humanoidbench/{hb.short}", "humanoidbench", hb.env_id, "return", hb.episode_length,
+                          random.value, catalog_humanoidbench.SUCCESS_BAR[hb.word], aliases=hb.aliases,
+                          note=note))
+    return tasks
+
+
+def _humanoidbench_groups() -> list[TaskGroup]:
+    hb = catalog_humanoidbench
+    return [
+        _group("humanoidbench-h1", "HumanoidBench's 14 h1 locomotion tasks (SimbaV2's set; BRC's 9 are among them)",
+               "humanoidbench", (f"h1-{w.replace('_', '-')}" for w in hb.LOCOMOTION)),
+        _group("humanoidbench-brc-h1", "BRC's 9 HumanoidBench h1 tasks", "humanoidbench",
+               (f"h1-{w}" for w in hb.BRC_H1)),
+        _group("humanoidbench-h1hand", "All 30 HumanoidBench h1hand tasks with a model and h1strong-highbar-hard",
+               "humanoidbench", (*(f"h1hand-{w.replace('_', '-')}" for w in hb.ROBOT_TASKS["h1hand"]),
+                                 "h1strong-highbar-hard")),
+        _group("humanoidbench-all", "Every HumanoidBench task with a model for h1, h1hand and h1strong",
+               "humanoidbench", (t.short for t in hb.humanoidbench_tasks())),
+    ]
 
 
 _TASKS: dict[str, Task] = _build()
@@ -294,6 +328,7 @@ GROUPS: dict[str, TaskGroup] = {
                PLAYGROUND_DMC),
     )
 }
+GROUPS.update({g.name: g for g in _humanoidbench_groups()})
 GROUPS["bro-40"] = TaskGroup(
     "bro-40", "BRO's 40 tasks: 15 DMC, 15 MetaWorld, 10 MyoSuite",
     (*GROUPS["bro-dmc"].tasks, *GROUPS["bro-metaworld"].tasks, *GROUPS["myosuite-hand"].tasks),

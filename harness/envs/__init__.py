@@ -36,6 +36,7 @@ ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
     "metaworld": _adapter("metaworld", "metaworld", "pip install 'harness[metaworld]'"),
     "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
     "playground": _adapter("playground", "mujoco_playground", "pip install 'harness[playground]'"),
+    "humanoidbench": _adapter("humanoidbench", "humanoid_bench", "harness install humanoidbench"),
 }
 
 
