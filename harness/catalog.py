@@ -24,9 +24,9 @@ import numpy.typing as npt
 from harness import catalog_humanoidbench
 from harness.errors import InputError
 
-Suite = Literal["dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand"]
+Suite = Literal["dmc", "metaworld", "myosuite", "playground", "humanoidbench"]
 Metric = Literal["return", "success"]
-SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand")
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "humanoidbench")
 
 
 @dataclass(frozen=True)

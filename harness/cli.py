@@ -21,6 +21,7 @@ import agents
 from harness import catalog
 from harness import store as store_mod
 from harness.commands.gate import register as register_gate
+from harness.commands.install import register as register_install
 from harness.commands.leaderboard import register as register_leaderboard
 from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
@@ -247,7 +248,8 @@ def suites() -> None:
 @app.command()
 def tasks(
     group: Annotated[str | None, typer.Argument(help="A task group (e.g. dmc-hard) or a suite (dmc, metaworld, "
-                                                "myosuite, playground); all tasks when omitted.")] = None,
+                                                "myosuite, playground, humanoidbench); all tasks "
+                                                "when omitted.")] = None,
 ) -> None:
     """List the task catalog: metric, episode length, action repeat, normalisation and aliases.
 
@@ -294,6 +296,7 @@ register_submit(app)
 register_report(app)
 register_gate(app)
 register_leaderboard(app)
+register_install(app)
 
 
 
