@@ -19,6 +19,7 @@ import argparse
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import agents
@@ -30,9 +31,9 @@ def episode_actions(key: jax.Array, steps: int, act_dim: int) -> np.ndarray:
     agent = agents.get("random")
     cfg = agent.config()
     state = agent.init(cfg, key, 1, act_dim, 1)
-    obs = np.zeros((1,), np.float32)
-    keys = jax.random.split(key, steps)  # (steps, 2)
-    act = jax.vmap(lambda k: agent.act(cfg, state, obs, 0, k, k, False))
+    obs, task_id = jnp.zeros((1,), jnp.float32), jnp.zeros((), jnp.int32)
+    keys = jax.random.split(key, steps)  # (steps,) keys
+    act = jax.vmap(lambda k: agent.act(cfg, state, obs, task_id, k, k, False))
     return np.asarray(act(keys), dtype=np.float64)
 
 

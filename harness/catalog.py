@@ -190,8 +190,8 @@ def _build() -> dict[str, Task]:
     for name in PLAYGROUND_MENAGERIE:
         add(Task(f"playground/{name}", "playground", name, "return", 1000, 0.0, 1.0,
                  note="needs MuJoCo Menagerie (HARNESS_MENAGERIE); return not normalised"))
-    for task in _humanoidbench_tasks():
-        add(task)
+    for hb_task in _humanoidbench_tasks():
+        add(hb_task)
     return tasks
 
 
