@@ -21,12 +21,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from harness import catalog_humanoidbench
+from harness import catalog_humanoidbench, catalog_shadowhand
 from harness.errors import InputError
 
-Suite = Literal["dmc", "metaworld", "myosuite", "playground", "humanoidbench"]
+Suite = Literal["dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand"]
 Metric = Literal["return", "success"]
-SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "humanoidbench")
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "humanoidbench", "shadowhand")
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ def _build() -> dict[str, Task]:
                  note="needs MuJoCo Menagerie (HARNESS_MENAGERIE); return not normalised"))
     for hb_task in _humanoidbench_tasks():
         add(hb_task)
+    for sh_task in _shadowhand_tasks():
+        add(sh_task)
     return tasks
 
 
@@ -209,6 +211,28 @@ def _humanoidbench_tasks() -> list[Task]:
                           random.value, catalog_humanoidbench.SUCCESS_BAR[hb.word], aliases=hb.aliases,
                           note=note))
     return tasks
+
+
+# ----------------------------------------------------------------------------------------------
+# BRC's ShadowHand rotation tasks (harness install shadowhand): see harness/catalog_shadowhand.py
+
+
+def _shadowhand_tasks() -> list[Task]:
+    """One z-rotation task per object of BRC's split, scored by success rate."""
+    return [Task(f"shadowhand/{obj.replace('_', '-')}-rotate", "shadowhand", f"{obj}-rotate-v1", "success",
+                 catalog_shadowhand.EPISODE_LENGTH, 0.0, 1.0,
+                 aliases=(obj, f"{obj}-rotate-v1", f"{obj}-rotate"),
+                 note="BRC's training objects" if obj in catalog_shadowhand.TRAIN else "BRC's held-out objects")
+            for obj in (*catalog_shadowhand.TRAIN, *catalog_shadowhand.TEST)]
+
+
+def _shadowhand_groups() -> list[TaskGroup]:
+    return [
+        _group("shadowhand-train", "BRC's 85 ShadowHand rotation training objects", "shadowhand",
+               (f"{o.replace('_', '-')}-rotate" for o in catalog_shadowhand.TRAIN)),
+        _group("shadowhand-test", "BRC's 29 held-out ShadowHand rotation objects", "shadowhand",
+               (f"{o.replace('_', '-')}-rotate" for o in catalog_shadowhand.TEST)),
+    ]
 
 
 def _humanoidbench_groups() -> list[TaskGroup]:
@@ -329,6 +353,7 @@ GROUPS: dict[str, TaskGroup] = {
     )
 }
 GROUPS.update({g.name: g for g in _humanoidbench_groups()})
+GROUPS.update({g.name: g for g in _shadowhand_groups()})
 GROUPS["bro-40"] = TaskGroup(
     "bro-40", "BRO's 40 tasks: 15 DMC, 15 MetaWorld, 10 MyoSuite",
     (*GROUPS["bro-dmc"].tasks, *GROUPS["bro-metaworld"].tasks, *GROUPS["myosuite-hand"].tasks),

@@ -248,7 +248,7 @@ def suites() -> None:
 @app.command()
 def tasks(
     group: Annotated[str | None, typer.Argument(help="A task group (e.g. dmc-hard) or a suite (dmc, metaworld, "
-                                                "myosuite, playground, humanoidbench); all tasks "
+                                                "myosuite, playground, humanoidbench, shadowhand); all tasks "
                                                 "when omitted.")] = None,
 ) -> None:
     """List the task catalog: metric, episode length, action repeat, normalisation and aliases.

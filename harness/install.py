@@ -34,10 +34,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.envs.humanoidbench_compat import FILE_PATCHES as HB_FILE_PATCHES
-from harness.envs.humanoidbench_compat import UPSTREAM_COMMIT as HB_COMMIT
-from harness.envs.humanoidbench_compat import UPSTREAM_REPOSITORY as HB_REPOSITORY
-from harness.envs.humanoidbench_compat import FilePatch
+from harness.envs import humanoidbench_compat, shadowhand_compat
+from harness.envs.filepatch import FilePatch
 from harness.errors import InputError
 
 RECORD_FILE = "harness_install.json"
@@ -53,12 +51,12 @@ class Installer:
     repository: str
     commit: str
     """The upstream commit the harness pins (and its fixes were written for)."""
-    subfolder: str
-    """Where the importable package lies inside the source (``humanoid_bench``, ``dex_envs``)."""
+    subfolders: tuple[str, ...]
+    """Where the importable package may lie inside the source; the first that exists is taken."""
     import_name: str
     """The installed package's import name."""
     stage: Callable[[Path, Path], list[str]]
-    """Lays out a buildable project in the build folder from the source root; returns build notes."""
+    """Lays out a buildable project in the build folder from the package folder; returns build notes."""
     requirements: tuple[str, ...]
     """Registry packages the tasks need beyond the harness's own dependencies."""
     file_patches: tuple[FilePatch, ...] = ()
@@ -95,24 +93,48 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _stage_humanoidbench(root: Path, build: Path) -> list[str]:
+def _stage_humanoidbench(package: Path, build: Path) -> list[str]:
+    root = package.parent
     for name in ("setup.py", "README.md", "LICENSE"):
         if (root / name).exists():
             shutil.copy2(root / name, build / name)
-    shutil.copytree(root / "humanoid_bench", build / "humanoid_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(package, build / "humanoid_bench", ignore=shutil.ignore_patterns("__pycache__"))
     (build / "MANIFEST.in").write_text("recursive-include humanoid_bench *\nglobal-exclude __pycache__/*\n")
     return ["upstream's setup.py installs only the Python files outside an editable checkout (it has no "
             "MANIFEST.in): added one that includes every file under humanoid_bench/ (models, meshes, textures)",
             "only humanoid_bench/ and setup.py are built: upstream's training code is not installed"]
 
 
+def _stage_dex_envs(package: Path, build: Path) -> list[str]:
+    shutil.copytree(package, build / "dex_envs", ignore=shutil.ignore_patterns("__pycache__"))
+    licence = package.parent / "LICENSE"
+    if licence.is_file():
+        shutil.copy2(licence, build / "dex_envs" / "LICENSE")
+    (build / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "brc-dex-envs"\nversion = "0+{shadowhand_compat.UPSTREAM_COMMIT[:7]}"\n'
+        'description = "BRC\'s ShadowHand object-rotation tasks (dex_envs), built by harness install"\n\n'
+        '[tool.setuptools]\npackages = ["dex_envs"]\n\n'
+        '[tool.setuptools.package-data]\ndex_envs = ["**/*"]\n')
+    return ["BRC ships dex_envs/ as a folder of its training code, not a package: built as the "
+            "distribution brc-dex-envs (import dex_envs) with every file under dex_envs/ (models, meshes)"]
+
+
 INSTALLERS: dict[str, Installer] = {
     "humanoidbench": Installer(
         name="humanoidbench",
         description="HumanoidBench's h1, h1hand and h1strong tasks (humanoidbench/<robot>-<task>)",
-        repository=HB_REPOSITORY, commit=HB_COMMIT, subfolder="humanoid_bench", import_name="humanoid_bench",
-        stage=_stage_humanoidbench, requirements=("gymnasium>=1.0,<2", "imageio>=2.30"),
-        file_patches=HB_FILE_PATCHES,
+        repository=humanoidbench_compat.UPSTREAM_REPOSITORY, commit=humanoidbench_compat.UPSTREAM_COMMIT,
+        subfolders=("humanoid_bench",), import_name="humanoid_bench", stage=_stage_humanoidbench,
+        requirements=("gymnasium>=1.0,<2", "imageio>=2.30"), file_patches=humanoidbench_compat.FILE_PATCHES,
+    ),
+    "shadowhand": Installer(
+        name="shadowhand",
+        description="BRC's ShadowHand object-rotation tasks (shadowhand/<object>-rotate)",
+        repository=shadowhand_compat.UPSTREAM_REPOSITORY, commit=shadowhand_compat.UPSTREAM_COMMIT,
+        subfolders=("dex_envs", "jaxrl/additional_tasks/dex_envs"), import_name="dex_envs",
+        stage=_stage_dex_envs, requirements=shadowhand_compat.REQUIREMENTS,
+        file_patches=shadowhand_compat.FILE_PATCHES,
     ),
 }
 
@@ -152,16 +174,18 @@ def _fetch(source: str, work: Path) -> Path:
 def _apply(patches: tuple[FilePatch, ...], package: Path) -> list[AppliedPatch]:
     applied = []
     for patch in patches:
-        file = package / patch.path
-        if not file.is_file():
+        files = sorted(package.glob(patch.path))
+        if not files:
             raise InputError(f"{patch.path}: not in the source; the fixes were written for another version")
-        text = file.read_text()
-        if text.count(patch.old) != 1:
-            raise InputError(f"{patch.path}: the text this fix replaces occurs {text.count(patch.old)} times "
-                             "(expected once); the source differs from the version the fixes were written for")
-        before = _sha256(file)
-        file.write_text(text.replace(patch.old, patch.new))
-        applied.append(AppliedPatch(patch.path, patch.fixes, before, _sha256(file)))
+        for file in files:
+            name = file.relative_to(package).as_posix()
+            text = file.read_text()
+            if text.count(patch.old) != 1:
+                raise InputError(f"{name}: the text a fix replaces occurs {text.count(patch.old)} times (expected "
+                                 "once); the source differs from the version the fixes were written for")
+            before = _sha256(file)
+            file.write_text(text.replace(patch.old, patch.new))
+            applied.append(AppliedPatch(name, patch.fixes, before, _sha256(file)))
     return applied
 
 
@@ -183,11 +207,13 @@ def install(name: str, source: str | None = None, python: str = sys.executable,
         work = Path(tmp)
         log(f"source: {source}")
         root = _fetch(source, work)
-        if not (root / spec.subfolder).is_dir():
-            raise InputError(f"--source {source}: no {spec.subfolder}/ folder in it; is this {spec.repository}?")
+        found = [root / sub for sub in spec.subfolders if (root / sub).is_dir()]
+        if not found:
+            raise InputError(f"--source {source}: no {' or '.join(spec.subfolders)} folder in it; "
+                             f"is this {spec.repository}?")
         build = work / "build"
         build.mkdir()
-        notes = spec.stage(root, build)
+        notes = spec.stage(found[0], build)
         patches = _apply(spec.file_patches, build / spec.import_name)
         record = InstallRecord(
             package=name, source=source, commit=spec.commit if source == spec.default_source else "",

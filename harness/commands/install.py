@@ -40,7 +40,11 @@ def install_command(
 ) -> None:
     console = Console()
     record = install(name, source, log=lambda line: console.print(Text(line)))
+    by_fix: dict[str, list[str]] = {}
     for patch in record.patches:
-        console.print(Text(f"fixed {patch.path}: {patch.fixes}"))
+        by_fix.setdefault(patch.fixes, []).append(patch.path)
+    for fixes, paths in by_fix.items():
+        shown = paths[0] if len(paths) == 1 else f"{len(paths)} files ({paths[0]}, ...)"
+        console.print(Text(f"fixed {shown}: {fixes}"))
     console.print(Text(f"installed {record.package} from {record.source}"
                        + (f" (commit {record.commit})" if record.commit else "")))

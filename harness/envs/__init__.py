@@ -37,6 +37,7 @@ ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
     "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
     "playground": _adapter("playground", "mujoco_playground", "pip install 'harness[playground]'"),
     "humanoidbench": _adapter("humanoidbench", "humanoid_bench", "harness install humanoidbench"),
+    "shadowhand": _adapter("shadowhand", "dex_envs", "harness install shadowhand"),
 }
 
 

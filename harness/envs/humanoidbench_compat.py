@@ -52,29 +52,16 @@ import importlib.util
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from typing import Any, NoReturn
 
 import mujoco
 
+from harness.envs.filepatch import FilePatch
+
 UPSTREAM_REPOSITORY = "https://github.com/carlosferrazza/humanoid-bench"
 UPSTREAM_COMMIT = "791405f5eacf879adbc99105adb3fee73f5a49fc"
 """The commit the installer pins and these fixes were written for (2025-05-19, package version 0.2)."""
-
-
-@dataclass(frozen=True)
-class FilePatch:
-    """A text replacement in one installed file of the package."""
-
-    path: str
-    """Path inside the installed ``humanoid_bench`` package."""
-    fixes: str
-    """What fails without it, and under which versions."""
-    old: str
-    """The exact upstream text (must occur once)."""
-    new: str
-    """Its replacement."""
 
 
 FILE_PATCHES: tuple[FilePatch, ...] = (
