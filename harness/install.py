@@ -230,9 +230,11 @@ def install(name: str, source: str | None = None, python: str = sys.executable,
 
 def installed_record(name: str) -> InstallRecord | None:
     """The install record of ``name`` in this environment, or None when it was not installed by the harness."""
+    import importlib
     import importlib.util
 
     spec = installer(name)
+    importlib.invalidate_caches()  # it may have been installed since this process started
     found = importlib.util.find_spec(spec.import_name)
     if found is None or not found.submodule_search_locations:
         return None

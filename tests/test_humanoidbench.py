@@ -10,7 +10,7 @@ need every simulator (minutes). Reinstalling is what ``harness install`` does an
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -24,6 +24,7 @@ import yaml
 
 from harness import catalog, catalog_humanoidbench
 from harness.envs import make
+from harness.install import installed_record
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT.parent / "shared" / "vendor" / "humanoid-bench"
@@ -40,11 +41,9 @@ def installed() -> Iterator[dict[str, object]]:
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "fixed assets/kitchen/adept_models/kitchen/assets/kettle_asset.xml" in done.stdout
-    located = subprocess.run(
-        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('humanoid_bench').submodule_search_locations[0])"],
-        capture_output=True, text=True, check=True)
-    record = json.loads((Path(located.stdout.strip()) / "harness_install.json").read_text())
-    yield record
+    record = installed_record("humanoidbench")
+    assert record is not None
+    yield dataclasses.asdict(record)
 
 
 def test_catalog_lists_every_task_with_a_model() -> None:
