@@ -153,20 +153,23 @@ def _fetch(source: str, work: Path) -> Path:
         if not path.is_dir():
             raise InputError(f"--source {source}: no such folder (give a folder or an archive URL)")
         return path.resolve()
+    if not source.endswith((".zip", ".tar.gz", ".tgz")):
+        raise InputError(f"--source {source}: expected a folder or an archive URL ending in .tar.gz, .tgz or .zip")
     try:
         with urllib.request.urlopen(source, timeout=120) as response:
             data = response.read()
     except (OSError, ValueError) as exc:
         raise InputError(f"--source {source}: could not download it ({exc})") from exc
     unpacked = work / "source"
-    if source.endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            archive.extractall(unpacked)
-    elif source.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            archive.extractall(unpacked, filter="data")
-    else:
-        raise InputError(f"--source {source}: expected an archive URL ending in .tar.gz, .tgz or .zip")
+    try:
+        if source.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                archive.extractall(unpacked)
+        else:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+                archive.extractall(unpacked, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"--source {source}: not a readable archive ({exc})") from exc
     entries = [p for p in unpacked.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else unpacked
 
