@@ -91,8 +91,11 @@ def test_install_record_lists_the_fixes(installed: dict[str, object]) -> None:
 
 
 def rollout(name: str, make_seed: int, reset_seed: int | None) -> tuple[np.ndarray, list[float]]:
-    """Make, reset and take up to 20 fixed random steps: (observations (T+1, obs), rewards)."""
+    """Make, reset and take up to 20 fixed random steps: (observations (T+1, obs), rewards).
+
+    Also checks that the catalog normalises by HumanoidBench's own success bar for the task."""
     env = make(name, make_seed)
+    assert env._simulator._env.task.success_bar == env.task.norm_high  # type: ignore[attr-defined]
     actions = np.random.default_rng(0).uniform(-1, 1, (20, env.action_size))  # (20, act)
     obs, _ = env.reset(seed=reset_seed)
     observations, rewards = [obs], []
