@@ -22,8 +22,9 @@ Import fixes (:func:`prepare_import`, called by the adapter before ``import huma
 File fix (:data:`FILE_PATCHES`, applied by :mod:`harness.install` after installing):
 
 3. ``assets/kitchen/adept_models/kitchen/assets/kettle_asset.xml`` opens with a top-level
-   ``<default class="kettle">``; mujoco >= 3.2 rejects renaming the top-level default class when
-   the file is included, so ``h1hand-kitchen-v0`` fails to load. The fix wraps that class in a plain
+   ``<default class="kettle">``; mujoco 3.17 rejects it when the file is included ("top-level
+   default class 'main' cannot be renamed"; mujoco 3.1.6, upstream's pin, accepted it), so
+   ``h1hand-kitchen-v0`` fails to load. The fix wraps that class in a plain
    ``<default>`` element: the same defaults, one level down.
 
 Reset fixes (:func:`after_make` and :func:`reset`, called by the adapter), for ``reset(seed)`` to
@@ -67,7 +68,7 @@ UPSTREAM_COMMIT = "791405f5eacf879adbc99105adb3fee73f5a49fc"
 FILE_PATCHES: tuple[FilePatch, ...] = (
     FilePatch(
         path="assets/kitchen/adept_models/kitchen/assets/kettle_asset.xml",
-        fixes="h1hand-kitchen-v0 fails to load under mujoco >= 3.2: an included file may not rename the "
+        fixes="h1hand-kitchen-v0 fails to load under mujoco 3.17: an included file may not rename the "
               "top-level default class (upstream 791405f; written for mujoco 3.1.6)",
         old='    <default class="kettle">\n',
         new='    <default>\n    <default class="kettle">\n',

@@ -2,7 +2,7 @@
 
 The tasks come from BRC's repository (github.com/naumix/BiggerRegularizedCategorical, commit
 ``eec512f``, folder ``dex_envs``: one MJCF model per object and a ``gymnasium-robotics`` ShadowHand
-manipulate env per object). BRC pinned gymnasium 0.29.1 and an older mujoco; the harness runs them
+manipulate env per object). BRC pins gymnasium 0.29.1 (its models predate mujoco 3); the harness runs them
 with gymnasium-robotics 1.4.2 (:data:`REQUIREMENTS`), gymnasium 1.2 and mujoco 3.17.0, which needs
 the fixes below. Nothing here edits files by hand: the import fix acts in the importing process
 only; the file fix is applied by :mod:`harness.install` to the installed copy, recorded in its
@@ -10,9 +10,9 @@ install record, and undone by reinstalling.
 
 File fix (:data:`FILE_PATCHES`):
 
-1. Every object model (``assets/hand/manipulate_*.xml``) sets ``<option apirate="200">``, an attribute MuJoCo 3.0
-   removed (it set the rate of MuJoCo's old remote API; physics never used it): mujoco 3.17 refuses
-   to load the models ("unrecognized attribute: 'apirate'"). The fix deletes the attribute.
+1. Every object model (``assets/hand/manipulate_*.xml``) sets ``<option apirate="200">``, an
+   attribute of MuJoCo 2.x's remote API that physics never used and that mujoco 3.17 no longer
+   accepts ("unrecognized attribute: 'apirate'"): no model loads. The fix deletes the attribute.
 
 Import fix (:func:`prepare_import`, called by the adapter before making an env):
 
@@ -53,7 +53,7 @@ REQUIREMENTS = ("gymnasium-robotics==1.4.2",)
 FILE_PATCHES: tuple[FilePatch, ...] = (
     FilePatch(
         path="assets/hand/manipulate_*.xml",
-        fixes="the models fail to load under mujoco >= 3.0, which removed <option apirate> "
+        fixes="the object models fail to load under mujoco 3.17, which no longer accepts <option apirate> "
               "(BRC eec512f; written for mujoco 2.x)",
         old=' apirate="200"',
         new="",
