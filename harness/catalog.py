@@ -23,11 +23,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from harness import catalog_humanoidbench, catalog_shadowhand
 from harness.errors import InputError
 
-Suite = Literal["dmc", "metaworld", "myosuite", "playground", "gymnasium"]
+Suite = Literal["dmc", "metaworld", "myosuite", "playground", "gymnasium", "humanoidbench", "shadowhand"]
 Metric = Literal["return", "success"]
-SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "gymnasium")
+SUITES: tuple[Suite, ...] = ("dmc", "metaworld", "myosuite", "playground", "gymnasium", "humanoidbench",
+                             "shadowhand")
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,10 @@ def _build() -> dict[str, Task]:
                  note="needs MuJoCo Menagerie's robots (the playground extra); return not normalised, "
                       "episode length and action repeat from the task's Playground config"))
     tasks.update(_gymnasium_tasks())
+    for hb_task in _humanoidbench_tasks():
+        add(hb_task)
+    for sh_task in _shadowhand_tasks():
+        add(sh_task)
     return tasks
 
 
@@ -249,6 +255,59 @@ def _gymnasium_tasks() -> dict[str, Task]:
                                         GYMNASIUM_EPISODES.get(name, 1000), low, high,
                                         aliases=(f"{name}-v5", f"{name}-v4"), note=note)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# HumanoidBench (harness install humanoidbench): see harness/catalog_humanoidbench.py
+
+
+def _humanoidbench_tasks() -> list[Task]:
+    """HumanoidBench's h1, h1hand and h1strong tasks, normalised by (return - random) / (success_bar - random)."""
+    tasks = []
+    for hb in catalog_humanoidbench.humanoidbench_tasks():
+        random = catalog_humanoidbench.RANDOM_RETURN[hb.env_id]
+        note = f"random return: {random.source}"
+        tasks.append(Task(f"humanoidbench/{hb.short}", "humanoidbench", hb.env_id, "return", hb.episode_length,
+                          random.value, catalog_humanoidbench.SUCCESS_BAR[hb.word], aliases=hb.aliases,
+                          note=note))
+    return tasks
+
+
+# ----------------------------------------------------------------------------------------------
+# BRC's ShadowHand rotation tasks (harness install shadowhand): see harness/catalog_shadowhand.py
+
+
+def _shadowhand_tasks() -> list[Task]:
+    """One z-rotation task per object of BRC's split, scored by success rate."""
+    return [Task(f"shadowhand/{obj.replace('_', '-')}-rotate", "shadowhand", f"{obj}-rotate-v1", "success",
+                 catalog_shadowhand.EPISODE_LENGTH, 0.0, 1.0,
+                 aliases=(f"{obj}-rotate-v1",),
+                 note="BRC's training objects" if obj in catalog_shadowhand.TRAIN else "BRC's held-out objects")
+            for obj in (*catalog_shadowhand.TRAIN, *catalog_shadowhand.TEST)]
+
+
+def _shadowhand_groups() -> list[TaskGroup]:
+    return [
+        _group("shadowhand-train", "BRC's 85 ShadowHand rotation training objects", "shadowhand",
+               (f"{o.replace('_', '-')}-rotate" for o in catalog_shadowhand.TRAIN)),
+        _group("shadowhand-test", "BRC's 29 held-out ShadowHand rotation objects", "shadowhand",
+               (f"{o.replace('_', '-')}-rotate" for o in catalog_shadowhand.TEST)),
+    ]
+
+
+def _humanoidbench_groups() -> list[TaskGroup]:
+    hb = catalog_humanoidbench
+    return [
+        _group("humanoidbench-h1", "HumanoidBench's 14 h1 locomotion tasks (SimbaV2's set; BRC's 9 are among them)",
+               "humanoidbench", (f"h1-{w.replace('_', '-')}" for w in hb.LOCOMOTION)),
+        _group("humanoidbench-brc-h1", "BRC's 9 HumanoidBench h1 tasks", "humanoidbench",
+               (f"h1-{w}" for w in hb.BRC_H1)),
+        _group("humanoidbench-h1hand", "All 30 HumanoidBench h1hand tasks with a model and h1strong-highbar-hard",
+               "humanoidbench", (*(f"h1hand-{w.replace('_', '-')}" for w in hb.ROBOT_TASKS["h1hand"]),
+                                 "h1strong-highbar-hard")),
+        _group("humanoidbench-all", "Every HumanoidBench task with a model for h1, h1hand and h1strong",
+               "humanoidbench", (t.short for t in hb.humanoidbench_tasks())),
+    ]
 
 
 _TASKS: dict[str, Task] = _build()
@@ -387,6 +446,8 @@ GROUPS["gymnasium-mujoco"] = TaskGroup(
 GROUPS["simbav2-mujoco"] = TaskGroup(
     "simbav2-mujoco", "SimbaV2's 5 Gymnasium MuJoCo tasks (TD3-normalised)",
     tuple(f"gymnasium/{t[0]}" for t in GYMNASIUM_MUJOCO if t[3] == _SIMBAV2_TD3))
+GROUPS.update({g.name: g for g in _humanoidbench_groups()})
+GROUPS.update({g.name: g for g in _shadowhand_groups()})
 GROUPS["bro-40"] = TaskGroup(
     "bro-40", "BRO's 40 tasks: 15 DMC, 15 MetaWorld, 10 MyoSuite",
     (*GROUPS["bro-dmc"].tasks, *GROUPS["bro-metaworld"].tasks, *GROUPS["myosuite-hand"].tasks),

@@ -21,6 +21,7 @@ import agents
 from harness import catalog
 from harness import store as store_mod
 from harness.commands.gate import register as register_gate
+from harness.commands.install import register as register_install
 from harness.commands.leaderboard import register as register_leaderboard
 from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
@@ -260,7 +261,8 @@ def suites() -> None:
 @app.command()
 def tasks(
     group: Annotated[str | None, typer.Argument(help="A task group (e.g. dmc-hard) or a suite (dmc, metaworld, "
-                                                "myosuite, playground, ...); all tasks when omitted.")] = None,
+                                                "myosuite, playground, gymnasium, humanoidbench, "
+                                                "shadowhand); all tasks when omitted.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Make, reset and step every selected task, each in a "
                                         "worker process, and print what ran; exit 1 if any failed.")] = False,
     workers: Annotated[int, typer.Option(help="With --check: worker processes at once.", min=1)] = 2,
@@ -358,6 +360,7 @@ register_submit(app)
 register_report(app)
 register_gate(app)
 register_leaderboard(app)
+register_install(app)
 
 
 

@@ -48,6 +48,13 @@ tdmpc2: a folder of TD-MPC2-style CSVs, one per task (step,reward,seed or step,s
 bro: a folder of BRO-style .npy arrays (evaluations, seeds), one per task, and their step grid
   harness submit trainingdata/BRO --format bro --agent bro-paper --step-start 25000 --step-every 25000
 
+humanoidbench: HumanoidBench's published JSON {task: {method: {"seed_N": {million_steps, return}}}}
+  harness submit hand_ablation.json --format humanoidbench --method "Blocked DreamerV3" --agent dreamerv3-blocked
+
+fasttd3: FastTD3's {task: {env_step, return}} JSON with one return list per seed (its published
+  humanoidbench_result.json holds means and min/max only and is rejected, task by task, for that reason)
+  harness submit humanoidbench_result.json --format fasttd3 --agent fasttd3-paper
+
 A seed label that carries two runs (TD-MPC2's tdmpc folder) is a problem until you pass
 --split-duplicate-seeds. The long format and every rule are in docs/submitting.md.
 """
@@ -70,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
 def submit(
     path: Annotated[Path, typer.Argument(exists=True, help="The file or folder to submit.")],
-    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2 or bro.")],
+    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2, bro, humanoidbench or fasttd3.")],
     agent: Annotated[str, typer.Option("--agent", help="Label of the runs in reports (stored as given).")],
     suite: Annotated[str | None, typer.Option("--suite", help="Suite the results belong to.")] = None,
     meta: Annotated[list[str] | None, typer.Option(
@@ -83,6 +90,10 @@ def submit(
                                                    help="bro: step of the first evaluation.")] = None,
     step_every: Annotated[int | None, typer.Option("--step-every", min=1,
                                                    help="bro: steps between evaluations.")] = None,
+    method: Annotated[str | None, typer.Option(
+        "--method", help="humanoidbench: the method of the file to read (needed when it holds several).")] = None,
+    robot: Annotated[str, typer.Option(
+        "--robot", help="humanoidbench: the robot of task keys without one (push -> h1hand-push).")] = "h1hand",
     skip_unknown_tasks: Annotated[bool, typer.Option(
         "--skip-unknown-tasks", help="Leave out (and list) tasks the catalog does not know.")] = False,
     split_duplicate_seeds: Annotated[bool, typer.Option(
@@ -93,7 +104,7 @@ def submit(
 ) -> None:
     options = SubmitOptions(
         read=ReadOptions(fmt, columns=_columns(column or []), metric=metric,
-                         grid=_grid(step_start, step_every)),
+                         grid=_grid(step_start, step_every), method=method, robot=robot),
         agent=agent, suite=suite, meta=_pairs("--meta", meta or []),
         skip_unknown_tasks=skip_unknown_tasks, split_duplicate_seeds=split_duplicate_seeds,
     )

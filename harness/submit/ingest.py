@@ -30,7 +30,7 @@ import harness
 from harness import catalog
 from harness.errors import Finding, InputError
 from harness.store import RUN_COLUMNS, Store, insert_points, score_metric
-from harness.submit.formats import LongColumns, ReadOptions, SourceFile, read
+from harness.submit.formats import HB_ROBOTS, LongColumns, ReadOptions, SourceFile, read
 from harness.submit.validate import Problem, check
 
 IMPORT_KEY = "harness_import"
@@ -40,6 +40,8 @@ _STEP_NOTES = {
     "tdmpc2": "step is the environment step as TD-MPC2 reports it (for DMC its wrapper repeats each "
               "action twice); stored as published, not rescaled",
     "bro": "step of evaluation i is {start} + {every} * i (--step-start, --step-every)",
+    "humanoidbench": "step is HumanoidBench's million_steps x 1,000,000; task keys without a robot are "
+                     "read as the --robot's",
 }
 
 
@@ -276,6 +278,11 @@ def _check_options(path: Path, options: SubmitOptions) -> None:
                          "(BRO's own: --step-start 25000 --step-every 25000)")
     if read_options.format != "bro" and read_options.grid is not None:
         raise InputError("--step-start and --step-every apply to --format bro only")
+    if read_options.format != "humanoidbench" and (read_options.method is not None
+                                                   or read_options.robot != ReadOptions.robot):
+        raise InputError("--method and --robot apply to --format humanoidbench only")
+    if read_options.format == "humanoidbench" and read_options.robot not in HB_ROBOTS:
+        raise InputError(f"--robot {read_options.robot}: expected one of {', '.join(HB_ROBOTS)}")
     if read_options.format != "long" and (read_options.metric is not None
                                           or read_options.columns != LongColumns()):
         raise InputError("--column and --metric apply to --format long only")
