@@ -131,8 +131,13 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
     assert isinstance(plan, Plan)
     m = plan.manifest
     console.print(f"[bold]{m.name}[/] — {m.description}".rstrip(" —"))
-    console.print(f"  variant {m.variant}; {len(plan.tasks)} task(s): "
-                  + ", ".join(t.name for t in plan.tasks))
+    unique = len({t.same_as or t.name for t in plan.tasks})
+    if len(plan.tasks) <= 12:
+        listed = ", ".join(t.name for t in plan.tasks)
+    else:
+        suites = dict.fromkeys(t.suite for t in plan.tasks)
+        listed = ", ".join(f"{sum(t.suite == s for t in plan.tasks)} {s}" for s in suites)
+    console.print(f"  variant {m.variant}; {len(plan.tasks)} task(s), {unique} unique: {listed}", markup=False)
     for spec in plan.agents:
         console.print(f"  agent {spec.label} = {spec.algo} (config {spec.config_hash})")
     states = [job_state(out, j) for j in plan.jobs]
