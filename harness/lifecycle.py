@@ -35,7 +35,8 @@ from harness.store import SHARD_CURVES
 ProgressFn = Callable[[str, int, int, float, float | None], None]
 
 PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "mujoco", "dm-control", "metaworld",
-            "myosuite", "playground", "humanoid_bench", "gymnasium", "duckdb")
+            "myosuite", "playground", "humanoid_bench", "brc-dex-envs", "gymnasium", "gymnasium-robotics",
+            "duckdb")
 
 
 @dataclass
