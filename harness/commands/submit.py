@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.catalog import Metric
 from harness.errors import Finding, InputError
 from harness.store import Store
 from harness.submit import (
@@ -25,6 +26,7 @@ from harness.submit import (
     plan_submission,
     remove_submission,
     store_submission,
+    submission_details,
 )
 from harness.submit.formats import LONG_FIELDS
 
@@ -41,6 +43,8 @@ Formats, each with an example:
 long: one CSV or Parquet file with the columns task, seed, step, value and optionally metric
   harness submit my-agent.csv --format long --agent my-agent --meta paper=https://arxiv.org/abs/...
   harness submit runs.parquet --format long --agent sac-paper --column task=env --metric eval/return
+  harness submit paper.csv --format long --agent x-paper --ignore-column '' --ignore-column exp_name \
+      --metric auto --metric-map avg_return=return --merge-aliases
 
 tdmpc2: a folder of TD-MPC2-style CSVs, one per task (step,reward,seed or step,success,seed)
   harness submit tdmpc2/results/tdmpc2 --format tdmpc2 --agent tdmpc2-paper --skip-unknown-tasks
@@ -49,7 +53,8 @@ bro: a folder of BRO-style .npy arrays (evaluations, seeds), one per task, and t
   harness submit trainingdata/BRO --format bro --agent bro-paper --step-start 25000 --step-every 25000
 
 A seed label that carries two runs (TD-MPC2's tdmpc folder) is a problem until you pass
---split-duplicate-seeds. The long format and every rule are in docs/submitting.md.
+--split-duplicate-seeds; two published names of one catalog task until you pass --merge-aliases.
+The long format and every rule are in docs/submitting.md.
 """
 
 ResultsOption = Annotated[Path, typer.Option(
@@ -64,6 +69,7 @@ def register(app: typer.Typer) -> None:
                                    "Examples: harness submissions; harness submissions rm 3f9c2a1b7d04")
     submissions.callback(invoke_without_command=True)(submissions_default)
     submissions.command("list")(submissions_list)
+    submissions.command("show")(submissions_show)
     submissions.command("rm")(submissions_rm)
     app.add_typer(submissions, name="submissions")
 
@@ -78,7 +84,13 @@ def submit(
     column: Annotated[list[str] | None, typer.Option(
         "--column", help="long: FIELD=NAME, the file's column for task, seed, step, value, metric.")] = None,
     metric: Annotated[str | None, typer.Option(
-        "--metric", help="long: keep the rows of this metric (needed when the file has several).")] = None,
+        "--metric", help="long: keep the rows of this metric, or auto: per task the rows of its catalog "
+                         "metric (needed when the file has several).")] = None,
+    metric_map: Annotated[list[str] | None, typer.Option(
+        "--metric-map", help="long, with --metric auto: NAME=return|success, a metric name of the file "
+                             "and what it measures, repeatable (avg_return, success_rate, ... are known).")] = None,
+    ignore_column: Annotated[list[str] | None, typer.Option(
+        "--ignore-column", help="long: leave this column out, repeatable ('' for an unnamed index column).")] = None,
     step_start: Annotated[int | None, typer.Option("--step-start", min=0,
                                                    help="bro: step of the first evaluation.")] = None,
     step_every: Annotated[int | None, typer.Option("--step-every", min=1,
@@ -88,14 +100,19 @@ def submit(
     split_duplicate_seeds: Annotated[bool, typer.Option(
         "--split-duplicate-seeds",
         help="Store each further run under a reused seed label as a new seed (listed).")] = False,
+    merge_aliases: Annotated[bool, typer.Option(
+        "--merge-aliases",
+        help="Store the rows of several published names of one catalog task as that task (listed).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
     results: ResultsOption = Path("results"),
 ) -> None:
     options = SubmitOptions(
         read=ReadOptions(fmt, columns=_columns(column or []), metric=metric,
+                         metric_map=_metric_map(metric_map or []), ignore_columns=tuple(ignore_column or []),
                          grid=_grid(step_start, step_every)),
         agent=agent, suite=suite, meta=_pairs("--meta", meta or []),
         skip_unknown_tasks=skip_unknown_tasks, split_duplicate_seeds=split_duplicate_seeds,
+        merge_aliases=merge_aliases,
     )
     store = Store(results / STORE_FILE)
     plan = plan_submission(store, path, options)
@@ -138,6 +155,50 @@ def submissions_list(results: ResultsOption = Path("results")) -> None:
             row.submission_id, row.agent, row.format, row.suite or "", f"{row.submitted_at:%Y-%m-%d %H:%M}",
             row.tasks, row.runs, row.points, row.files, ", ".join(f"{k}={v}" for k, v in given.items()))))
     console.print(table)
+
+
+def submissions_show(
+    submission_id: Annotated[str, typer.Argument(help="The id `harness submissions` shows.")],
+    results: ResultsOption = Path("results"),
+) -> None:
+    """Show one submission: its files, how it was imported, every published task name and the
+    catalog task it was stored as (merged names marked), the notes, and its runs per task.
+
+    Example: harness submissions show 3f9c2a1b7d04
+    """
+    details = submission_details(Store(results / STORE_FILE), submission_id)
+    console = Console()
+    imported = details.meta.get(IMPORT_KEY, {})
+    head = Table.grid(padding=(0, 2))
+    for key, value in (
+        ("submission", details.submission_id), ("agent", details.agent), ("format", details.format),
+        ("suite", details.suite or "-"), ("submitted (UTC)", f"{details.submitted_at:%Y-%m-%d %H:%M}"),
+        ("harness", details.harness_version),
+        *((k, str(v)) for k, v in details.meta.items() if k != IMPORT_KEY),
+        ("options", ", ".join(f"{k}={v}" for k, v in imported.get("options", {}).items()
+                              if v not in (None, False, {}, []))),
+    ):
+        head.add_row(Text(key, style="bold"), Text(value))
+    console.print(head)
+    files = Table("file", "sha256", "bytes", title=f"files ({len(details.files)})")
+    for f in details.files:
+        files.add_row(Text(f.name), f.sha256, f"{f.size:,}")
+    console.print(files)
+    merged = imported.get("merged_names", {})
+    names = Table("published name", "catalog task", "", title="task names")
+    for name, task in imported.get("task_names", {}).items():
+        names.add_row(Text(name), Text(task), "merged" if task in merged else "")
+    console.print(names)
+    tasks = Table("task", "runs", "seeds", "points", "steps", title="runs per task")
+    for row in details.tasks.itertuples():
+        tasks.add_row(Text(row.task), str(row.runs), _seed_range(list(row.seeds)), str(row.points),
+                      f"{int(row.first_step):,} to {int(row.last_step):,}")
+    console.print(tasks)
+    for title, lines in (("Skipped tasks", imported.get("skipped_tasks", [])), ("Notes", imported.get("notes", []))):
+        if lines:
+            console.print(Text(f"{title} ({len(lines)}):", style="bold"))
+            for line in lines:
+                console.print(Text(f"  - {line}"), soft_wrap=True)
 
 
 def submissions_rm(
@@ -209,6 +270,14 @@ def _columns(items: list[str]) -> LongColumns:
     if unknown:
         raise InputError(f"--column {unknown[0]}=...: expected one of {', '.join(LONG_FIELDS)}")
     return LongColumns(**mapping)
+
+
+def _metric_map(items: list[str]) -> dict[str, Metric]:
+    mapping = _pairs("--metric-map", items)
+    for name, kind in mapping.items():
+        if kind not in ("return", "success"):
+            raise InputError(f"--metric-map {name}={kind}: expected {name}=return or {name}=success")
+    return {name: cast(Metric, kind) for name, kind in mapping.items()}
 
 
 def _grid(start: int | None, every: int | None) -> StepGrid | None:

@@ -11,11 +11,13 @@ from harness.submit.ingest import (
     IMPORT_KEY,
     Plan,
     Removed,
+    SubmissionDetails,
     SubmitOptions,
     list_submissions,
     plan_submission,
     remove_submission,
     store_submission,
+    submission_details,
 )
 from harness.submit.validate import Problem
 
@@ -30,9 +32,11 @@ __all__ = [
     "Removed",
     "SourceFile",
     "StepGrid",
+    "SubmissionDetails",
     "SubmitOptions",
     "list_submissions",
     "plan_submission",
     "remove_submission",
     "store_submission",
+    "submission_details",
 ]

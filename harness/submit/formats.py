@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from harness.catalog import Metric
 from harness.submit.validate import Problem, shown
 
 Format = Literal["long", "tdmpc2", "bro"]
@@ -67,7 +68,12 @@ class ReadOptions:
     columns: LongColumns = field(default_factory=LongColumns)
     """``long`` only: the column names."""
     metric: str | None = None
-    """``long`` only: keep the rows of this metric (needed when the file holds several)."""
+    """``long`` only: keep the rows of this metric; ``auto``: per task, the rows of its catalog metric
+    (needed when the file holds several metrics)."""
+    metric_map: dict[str, Metric] = field(default_factory=dict)
+    """``long`` only: published metric names added to the common ones for ``--metric auto``."""
+    ignore_columns: tuple[str, ...] = ()
+    """``long`` only: columns to leave out (a pandas index column has the empty name '')."""
     grid: StepGrid | None = None
     """``bro`` only (and required there): the step grid of the arrays' rows."""
 
@@ -210,10 +216,15 @@ def _csv_table(name: str, data: bytes) -> tuple[pd.DataFrame | None, list[Proble
 
 
 def _columns_problems(name: str, head: str, found: list[str], required: list[str], allowed: set[str],
-                      expected: str) -> list[Problem]:
-    """Missing and extra columns; ``head`` locates the header (``line 1``, or '' for Parquet)."""
+                      expected: str, hint: str = "") -> list[Problem]:
+    """Missing columns, one problem each, and every extra column in one problem that names them all
+    (an unnamed column, such as a pandas index, shows as ''); ``head`` locates the header
+    (``line 1``, or '' for Parquet)."""
     problems = [Problem(name, head, c, "missing", expected) for c in required if c not in found]
-    problems += [Problem(name, head, c, "an extra column", expected) for c in found if c not in allowed]
+    extra = [c for c in found if c not in allowed]
+    if extra:
+        listed = ", ".join(shown(c) + (" (unnamed)" if not c.strip() else "") for c in extra)
+        problems.append(Problem(name, head, "", f"{len(extra)} extra column(s): {listed}", expected + hint))
     return problems
 
 
@@ -246,6 +257,8 @@ def _read_tdmpc2(name: str, data: bytes) -> tuple[pd.DataFrame | None, list[Prob
 
 def _read_long(name: str, file: Path, data: bytes,
                options: ReadOptions) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    """A long CSV or Parquet file. Extra columns and an unchosen metric are problems, but the rows
+    are still read so that every other problem is found too; missing columns stop the file."""
     names = options.columns
     head = "line 1"
     if data.startswith(PARQUET_MAGIC):
@@ -258,17 +271,24 @@ def _read_long(name: str, file: Path, data: bytes,
     if table is None:
         return None, problems, {}
     header = [c for c in table.columns if c != "where"]
+    problems += [Problem(name, head, c, "no such column to ignore", "--ignore-column names of the file's "
+                         f"columns ({', '.join(map(shown, header))})")
+                 for c in options.ignore_columns if c not in header]
+    header = [c for c in header if c not in options.ignore_columns]
     metric_column = names.metric or "metric"
     has_metric = metric_column in header
     required = [names.task, names.seed, names.step, names.value] + ([names.metric] if names.metric else [])
     expected = "the columns " + ", ".join(required) + ("" if names.metric else " and optionally metric")
-    problems += _columns_problems(name, head, header, required, set(required) | {metric_column}, expected)
-    if problems:
+    column_problems = _columns_problems(name, head, header, required, set(required) | {metric_column}, expected,
+                                        "; leave columns out with --ignore-column NAME (repeatable)")
+    problems += column_problems
+    if any(p.value == "missing" for p in column_problems):
         return None, problems, {}
     table, metric_problems = _select_metric(name, head, table, metric_column if has_metric else None,
                                             options.metric)
-    if metric_problems:
-        return None, problems + metric_problems, {}
+    problems += metric_problems
+    if table is None:
+        return None, problems, {}
     frame = pd.DataFrame({
         "file": name, "where": table["where"], "task": table[names.task].astype(str),
         "seed": table[names.seed], "step": table[names.step], "value": table[names.value],
@@ -293,22 +313,29 @@ def _parquet_table(name: str, file: Path) -> tuple[pd.DataFrame | None, list[Pro
 
 
 def _select_metric(name: str, head: str, table: pd.DataFrame, column: str | None,
-                   wanted: str | None) -> tuple[pd.DataFrame, list[Problem]]:
-    """Keep the rows of one metric: the one asked for, or the only one in the file."""
+                   wanted: str | None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Keep the rows of one metric: the one asked for, or the only one in the file.
+
+    Under ``auto`` (and when the file holds several metrics and none was chosen, which is a
+    problem) every row is kept: validation then takes each task's catalog metric.
+    """
     if column is None:
         if wanted is not None:
             return table, [Problem(name, head, "metric", "no metric column",
                                    "a metric column when --metric is given")]
         return table, []
     metrics = sorted(table[column].astype(str).unique())
+    if wanted == "auto":
+        return table, []
     if wanted is None:
         if len(metrics) > 1:
             return table, [Problem(name, "", column, f"several metrics ({', '.join(metrics)})",
-                                   "one metric; choose it with --metric NAME")]
+                                   "one metric; choose it with --metric NAME, or --metric auto to take each "
+                                   "task's catalog metric (return or success)")]
         return table, []
     if wanted not in metrics:
-        return table, [Problem(name, "", column, f"no row with metric {shown(wanted)}",
-                               f"one of the file's metrics: {', '.join(metrics)}")]
+        return None, [Problem(name, "", column, f"no row with metric {shown(wanted)}",
+                              f"one of the file's metrics: {', '.join(metrics)}, or auto")]
     return table[table[column].astype(str) == wanted], []
 
 

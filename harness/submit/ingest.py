@@ -59,6 +59,8 @@ class SubmitOptions:
     """Leave out (and list) tasks the catalog does not know instead of rejecting the submission."""
     split_duplicate_seeds: bool = False
     """Store each further run under a reused seed label as a new seed instead of rejecting it."""
+    merge_aliases: bool = False
+    """Store the rows of several published names that mean one catalog task as that one task."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class Plan:
     """What was done to the data on the way in, recorded with the submission."""
     skipped: tuple[str, ...]
     """Published task names left out by ``skip_unknown_tasks``."""
+    names: tuple[tuple[str, str], ...] = ()
+    """Every published task name and the catalog task it was stored as."""
+    merged: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Catalog tasks given under several published names, with those names."""
 
     @property
     def submission_id(self) -> str:
@@ -115,9 +121,12 @@ class Plan:
             **self.options.meta,
             IMPORT_KEY: {
                 "options": {**read_options, "skip_unknown_tasks": self.options.skip_unknown_tasks,
-                            "split_duplicate_seeds": self.options.split_duplicate_seeds},
+                            "split_duplicate_seeds": self.options.split_duplicate_seeds,
+                            "merge_aliases": self.options.merge_aliases},
                 "notes": list(self.notes),
                 "skipped_tasks": list(self.skipped),
+                "task_names": dict(self.names),
+                "merged_names": {task: list(names) for task, names in self.merged},
             },
         }
 
@@ -140,8 +149,10 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
     """
     _check_options(path, options)
     loaded = read(path, options.read)
+    read_options = options.read
     checked = check(loaded.frame, loaded.columns, skip_unknown_tasks=options.skip_unknown_tasks,
-                    split_duplicate_seeds=options.split_duplicate_seeds)
+                    split_duplicate_seeds=options.split_duplicate_seeds, merge_aliases=options.merge_aliases,
+                    auto_metric=read_options.metric == "auto", metric_names=read_options.metric_map)
     content = content_sha256(loaded.files)
     points = checked.points
     seeds = points[["task", "seed"]].drop_duplicates()
@@ -163,7 +174,8 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
         step_note = _STEP_NOTES[options.read.format].format(start=grid.start if grid else 0,
                                                             every=grid.every if grid else 0)
         notes = (step_note, *notes)
-    return Plan(options, loaded.files, content, points, tuple(problems), notes, checked.skipped)
+    return Plan(options, loaded.files, content, points, tuple(problems), notes, checked.skipped,
+                checked.names, checked.merged)
 
 
 def store_submission(store: Store, plan: Plan) -> str:
@@ -222,6 +234,44 @@ def list_submissions(store: Store) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class SubmissionDetails:
+    """One submission as stored: its row, its provenance and its runs per task."""
+
+    submission_id: str
+    agent: str
+    format: str
+    suite: str | None
+    submitted_at: datetime
+    harness_version: str
+    files: tuple[SourceFile, ...]
+    """The files it was read from, with their SHA-256 and size."""
+    meta: dict[str, Any]
+    """The submitter's keys, and under :data:`IMPORT_KEY` how the harness imported it."""
+    tasks: pd.DataFrame
+    """``task, runs, seeds, points, first_step, last_step`` per catalog task, by task."""
+
+
+def submission_details(store: Store, submission_id: str) -> SubmissionDetails:
+    """A stored submission with its provenance and per-task runs (:class:`InputError` if absent)."""
+    if not store.path.exists():
+        raise InputError(f"no submission {submission_id!r}: there is no store at {store.path}")
+    with store.connect(read_only=True) as con:
+        row = _first(con, "SELECT agent, format, suite, submitted_at, harness_version, files, meta "
+                          "FROM submissions WHERE submission_id = ?", [submission_id])
+        if row is None:
+            raise InputError(f"no submission {submission_id!r} in {store.path}; "
+                             "`harness submissions` lists them")
+        tasks = con.execute(
+            "SELECT r.task, count(DISTINCT r.run_id) AS runs, list(DISTINCT r.seed ORDER BY r.seed) AS seeds, "
+            "count(c.step) AS points, min(c.step) AS first_step, max(c.step) AS last_step "
+            "FROM runs r LEFT JOIN curves c USING (run_id) WHERE r.submission_id = ? "
+            "GROUP BY r.task ORDER BY r.task", [submission_id]).df()
+    agent, fmt, suite, submitted_at, version, files, meta = row
+    return SubmissionDetails(submission_id, agent, fmt, suite, submitted_at, version,
+                             tuple(SourceFile(**f) for f in json.loads(files)), json.loads(meta), tasks)
+
+
+@dataclass(frozen=True)
 class Removed:
     """What :func:`remove_submission` deleted."""
 
@@ -276,9 +326,12 @@ def _check_options(path: Path, options: SubmitOptions) -> None:
                          "(BRO's own: --step-start 25000 --step-every 25000)")
     if read_options.format != "bro" and read_options.grid is not None:
         raise InputError("--step-start and --step-every apply to --format bro only")
-    if read_options.format != "long" and (read_options.metric is not None
+    if read_options.format != "long" and (read_options.metric is not None or read_options.metric_map
+                                          or read_options.ignore_columns
                                           or read_options.columns != LongColumns()):
-        raise InputError("--column and --metric apply to --format long only")
+        raise InputError("--column, --metric, --metric-map and --ignore-column apply to --format long only")
+    if read_options.metric_map and read_options.metric != "auto":
+        raise InputError("--metric-map names metrics for --metric auto; add --metric auto")
 
 
 def _store_problems(con: duckdb.DuckDBPyConnection, agent: str, content: str,
