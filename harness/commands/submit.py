@@ -28,7 +28,7 @@ from harness.submit import (
     store_submission,
     submission_details,
 )
-from harness.submit.formats import LONG_FIELDS
+from harness.submit.formats import FORMAT_INFO, LONG_FIELDS
 
 STORE_FILE = "harness.duckdb"
 
@@ -52,6 +52,14 @@ tdmpc2: a folder of TD-MPC2-style CSVs, one per task (step,reward,seed or step,s
 bro: a folder of BRO-style .npy arrays (evaluations, seeds), one per task, and their step grid
   harness submit trainingdata/BRO --format bro --agent bro-paper --step-start 25000 --step-every 25000
 
+brc: BRC's results/<benchmark>/BRC_multitask or BRC_singletask: .npy arrays (seeds, evaluations)
+  harness submit results/dmc/BRC_multitask --format brc --agent brc-paper
+
+dreamerv3: DreamerV3-style score files (records of task, method, seed, xs, ys)
+  harness submit scores/dmc_proprio-ddpg.json.gz --format dreamerv3 --agent ddpg-paper --method ddpg
+
+`harness submit --list-formats` lists the formats with what each reads.
+
 A seed label that carries two runs (TD-MPC2's tdmpc folder) is a problem until you pass
 --split-duplicate-seeds; two published names of one catalog task until you pass --merge-aliases.
 The long format and every rule are in docs/submitting.md.
@@ -74,9 +82,22 @@ def register(app: typer.Typer) -> None:
     app.add_typer(submissions, name="submissions")
 
 
+def _list_formats(value: bool) -> None:
+    """``--list-formats``: print each format, what it reads and an example, then stop."""
+    if not value:
+        return
+    console = Console()
+    for name, info in FORMAT_INFO.items():
+        console.print(Text(name, style="bold"))
+        console.print(Text(f"  reads: {info.reads}"), soft_wrap=True)
+        console.print(Text(f"  example: {info.example}"), soft_wrap=True)
+    raise typer.Exit()
+
+
 def submit(
     path: Annotated[Path, typer.Argument(exists=True, help="The file or folder to submit.")],
-    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2 or bro.")],
+    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2, bro, brc or dreamerv3 "
+                                                         "(--list-formats says what each reads).")],
     agent: Annotated[str, typer.Option("--agent", help="Label of the runs in reports (stored as given).")],
     suite: Annotated[str | None, typer.Option("--suite", help="Suite the results belong to.")] = None,
     meta: Annotated[list[str] | None, typer.Option(
@@ -92,9 +113,9 @@ def submit(
     ignore_column: Annotated[list[str] | None, typer.Option(
         "--ignore-column", help="long: leave this column out, repeatable ('' for an unnamed index column).")] = None,
     step_start: Annotated[int | None, typer.Option("--step-start", min=0,
-                                                   help="bro: step of the first evaluation.")] = None,
+                                                   help="bro, brc: step of the first evaluation.")] = None,
     step_every: Annotated[int | None, typer.Option("--step-every", min=1,
-                                                   help="bro: steps between evaluations.")] = None,
+                                                   help="bro, brc: steps between evaluations.")] = None,
     skip_unknown_tasks: Annotated[bool, typer.Option(
         "--skip-unknown-tasks", help="Leave out (and list) tasks the catalog does not know.")] = False,
     split_duplicate_seeds: Annotated[bool, typer.Option(
@@ -103,13 +124,18 @@ def submit(
     merge_aliases: Annotated[bool, typer.Option(
         "--merge-aliases",
         help="Store the rows of several published names of one catalog task as that task (listed).")] = False,
+    method: Annotated[str | None, typer.Option(
+        "--method", help="dreamerv3: keep the records of this method (needed when a file has several).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
     results: ResultsOption = Path("results"),
+    list_formats: Annotated[bool, typer.Option(
+        "--list-formats", is_eager=True, callback=_list_formats,
+        help="List the formats, what each reads and an example; then stop.")] = False,
 ) -> None:
     options = SubmitOptions(
         read=ReadOptions(fmt, columns=_columns(column or []), metric=metric,
                          metric_map=_metric_map(metric_map or []), ignore_columns=tuple(ignore_column or []),
-                         grid=_grid(step_start, step_every)),
+                         grid=_grid(step_start, step_every), method=method),
         agent=agent, suite=suite, meta=_pairs("--meta", meta or []),
         skip_unknown_tasks=skip_unknown_tasks, split_duplicate_seeds=split_duplicate_seeds,
         merge_aliases=merge_aliases,
@@ -225,7 +251,7 @@ def print_plan(console: Console, plan: Plan) -> None:
         ("files", f"{len(plan.files)} ({sum(f.size for f in plan.files):,} bytes)"),
         ("tasks", str(runs["task"].nunique())), ("runs", str(len(runs))),
         ("seeds", _seed_range(runs["seed"].tolist())), ("points", str(len(plan.points))),
-        *((k, v) for k, v in options.meta.items()),
+        *((k, str(v)) for k, v in plan.meta().items() if k != IMPORT_KEY),
     ):
         head.add_row(Text(key, style="bold"), Text(value))
     console.print(head)

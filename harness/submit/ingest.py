@@ -30,7 +30,7 @@ import harness
 from harness import catalog
 from harness.errors import Finding, InputError
 from harness.store import RUN_COLUMNS, Store, insert_points, score_metric
-from harness.submit.formats import LongColumns, ReadOptions, SourceFile, read
+from harness.submit.formats import BRC_GRID, BRC_VARIANTS, LongColumns, ReadOptions, SourceFile, brc_variant, read
 from harness.submit.validate import Problem, check
 
 IMPORT_KEY = "harness_import"
@@ -40,7 +40,15 @@ _STEP_NOTES = {
     "tdmpc2": "step is the environment step as TD-MPC2 reports it (for DMC its wrapper repeats each "
               "action twice); stored as published, not rescaled",
     "bro": "step of evaluation i is {start} + {every} * i (--step-start, --step-every)",
+    "brc": "step of evaluation i is {start} + {every} * i: BRC's train.py defaults (eval_interval=50000, "
+           "an evaluation whenever the per-task step count is a multiple of it; naumix/"
+           "BiggerRegularizedCategorical commit eec512f) unless --step-start/--step-every are given",
+    "dreamerv3": "step is the record's xs value as published (environment steps as DreamerV3's logger "
+                 "counts them), not rescaled",
 }
+VARIANT_KEY = "variant"
+"""The ``submissions.meta`` key that says what kind of runs a submission holds: ``single`` (one task
+per run, the default), ``multitask`` (one agent trained on all tasks at once) or ``reward_conditioned``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Plan:
 
     options: SubmitOptions
     """The options it was planned with."""
+    path: Path
+    """The submitted file or folder."""
     files: tuple[SourceFile, ...]
     """The files read, with their SHA-256 and size."""
     content_sha256: str
@@ -115,9 +125,12 @@ class Plan:
         return pd.DataFrame(rows, columns=columns)
 
     def meta(self) -> dict[str, Any]:
-        """What ``submissions.meta`` records: the submitter's keys, and how the harness imported it."""
+        """What ``submissions.meta`` records: the submitter's keys, the variant the files' folder gives
+        (BRC's), and how the harness imported it."""
         read_options = asdict(self.options.read)
+        variant = brc_variant(self.path) if self.options.read.format == "brc" else None
         return {
+            **({VARIANT_KEY: variant} if variant else {}),
             **self.options.meta,
             IMPORT_KEY: {
                 "options": {**read_options, "skip_unknown_tasks": self.options.skip_unknown_tasks,
@@ -168,13 +181,19 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
     if store.path.exists() and loaded.files:
         with store.connect(read_only=True) as con:
             problems += _store_problems(con, options.agent, content, seeds)
-    grid = options.read.grid
+    grid = options.read.grid or (BRC_GRID if options.read.format == "brc" else None)
     notes = checked.notes
-    if options.read.format in _STEP_NOTES:
-        step_note = _STEP_NOTES[options.read.format].format(start=grid.start if grid else 0,
+    note_key = "bro" if options.read.format == "brc" and options.read.grid else options.read.format
+    if note_key in _STEP_NOTES:
+        step_note = _STEP_NOTES[note_key].format(start=grid.start if grid else 0,
                                                             every=grid.every if grid else 0)
         notes = (step_note, *notes)
-    return Plan(options, loaded.files, content, points, tuple(problems), notes, checked.skipped,
+    if options.read.format == "brc" and VARIANT_KEY not in options.meta:
+        variant = brc_variant(path)
+        notes = (f"variant {variant}: from the folder name" if variant else
+                 f"variant not given: the folder is not one of BRC's ({', '.join(BRC_VARIANTS)}); "
+                 "--meta variant=multitask or variant=single says it", *notes)
+    return Plan(options, path, loaded.files, content, points, tuple(problems), notes, checked.skipped,
                 checked.names, checked.merged)
 
 
@@ -324,8 +343,10 @@ def _check_options(path: Path, options: SubmitOptions) -> None:
     if read_options.format == "bro" and read_options.grid is None:
         raise InputError("--format bro needs the step grid: --step-start and --step-every "
                          "(BRO's own: --step-start 25000 --step-every 25000)")
-    if read_options.format != "bro" and read_options.grid is not None:
-        raise InputError("--step-start and --step-every apply to --format bro only")
+    if read_options.format not in ("bro", "brc") and read_options.grid is not None:
+        raise InputError("--step-start and --step-every apply to --format bro and brc only")
+    if read_options.format != "dreamerv3" and read_options.method is not None:
+        raise InputError("--method applies to --format dreamerv3 only")
     if read_options.format != "long" and (read_options.metric is not None or read_options.metric_map
                                           or read_options.ignore_columns
                                           or read_options.columns != LongColumns()):
