@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 import agents
 from harness import catalog
 from harness import store as store_mod
+from harness.commands.baselines import register as register_baselines
 from harness.commands.gate import register as register_gate
 from harness.commands.leaderboard import register as register_leaderboard
 from harness.commands.report import register as register_report
@@ -291,6 +292,7 @@ def list_agents() -> None:
 # Feature commands and the entry point
 
 register_submit(app)
+register_baselines(app)
 register_report(app)
 register_gate(app)
 register_leaderboard(app)

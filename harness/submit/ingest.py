@@ -77,8 +77,9 @@ class Plan:
 
     options: SubmitOptions
     """The options it was planned with."""
-    path: Path
-    """The submitted file or folder."""
+    variant: str | None
+    """The kind of runs the files' folder says they are (BRC's ``BRC_multitask``: ``multitask``), recorded
+    under :data:`VARIANT_KEY` unless ``--meta`` gives it; None when the format does not say."""
     files: tuple[SourceFile, ...]
     """The files read, with their SHA-256 and size."""
     content_sha256: str
@@ -128,9 +129,8 @@ class Plan:
         """What ``submissions.meta`` records: the submitter's keys, the variant the files' folder gives
         (BRC's), and how the harness imported it."""
         read_options = asdict(self.options.read)
-        variant = brc_variant(self.path) if self.options.read.format == "brc" else None
         return {
-            **({VARIANT_KEY: variant} if variant else {}),
+            **({VARIANT_KEY: self.variant} if self.variant else {}),
             **self.options.meta,
             IMPORT_KEY: {
                 "options": {**read_options, "skip_unknown_tasks": self.options.skip_unknown_tasks,
@@ -188,12 +188,13 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
         step_note = _STEP_NOTES[note_key].format(start=grid.start if grid else 0,
                                                             every=grid.every if grid else 0)
         notes = (step_note, *notes)
+    variant = None
     if options.read.format == "brc" and VARIANT_KEY not in options.meta:
         variant = brc_variant(path)
         notes = (f"variant {variant}: from the folder name" if variant else
                  f"variant not given: the folder is not one of BRC's ({', '.join(BRC_VARIANTS)}); "
                  "--meta variant=multitask or variant=single says it", *notes)
-    return Plan(options, path, loaded.files, content, points, tuple(problems), notes, checked.skipped,
+    return Plan(options, variant, loaded.files, content, points, tuple(problems), notes, checked.skipped,
                 checked.names, checked.merged)
 
 
