@@ -9,6 +9,7 @@ from __future__ import annotations
 from harness.submit.formats import FORMATS, Format, LongColumns, ReadOptions, SourceFile, StepGrid
 from harness.submit.ingest import (
     IMPORT_KEY,
+    VARIANT_KEY,
     Plan,
     Removed,
     SubmissionDetails,
@@ -24,6 +25,7 @@ from harness.submit.validate import Problem
 __all__ = [
     "FORMATS",
     "IMPORT_KEY",
+    "VARIANT_KEY",
     "Format",
     "LongColumns",
     "Plan",
