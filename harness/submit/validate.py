@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from harness import catalog
 from harness.errors import InputError
@@ -137,7 +138,12 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
                     for name, task in zip(df["task"], df["canonical"], strict=True)]
     metric_of = {t.name: t.metric for t in tasks.values() if t is not None}
     names = {**METRIC_NAMES, **{k.lower(): v for k, v in (metric_names or {}).items()}}
-    df = _select_metrics(df, metric_of, names, auto_metric, found, notes, column)
+    kept = _select_metrics(df, metric_of, names, auto_metric, found, notes, column)  # (rows,)
+    if not kept.all():
+        # Renumber the rows kept, and the rows of the problems found so far with them (for their order).
+        position = np.maximum(np.cumsum(kept) - 1, 0)  # (rows,) new index of each row, or of the one kept before it
+        found[:] = [(file, int(position[index]), problem) for file, index, problem in found]
+        df = df[kept].reset_index(drop=True)
     merged = _check_aliases(df, found, notes, column, merge_aliases)
     known = df["canonical"].notna()
     bad = np.zeros(len(df), dtype=bool)  # (rows,) True where a row has a problem of its own
@@ -206,13 +212,13 @@ def _span(rows: pd.DataFrame) -> str:
 
 
 def _select_metrics(df: pd.DataFrame, metric_of: dict[str, catalog.Metric], names: dict[str, catalog.Metric],
-                    auto_metric: bool, found: Found, notes: list[str], column: ColumnName) -> pd.DataFrame:
+                    auto_metric: bool, found: Found, notes: list[str], column: ColumnName) -> NDArray[np.bool_]:
     """Per task, keep the rows of the task's catalog metric, in files with several metrics or under
-    ``auto_metric``; the other rows are dropped (counted in a note). Returns the rows kept, reindexed."""
+    ``auto_metric``; the other rows are dropped (counted in a note). Returns the mask (rows,) of rows kept."""
     several = df.groupby("file")["metric"].transform("nunique") > 1
     chosen = df["canonical"].notna() & df["metric"].notna() & (several | auto_metric)
     if not chosen.any():
-        return df
+        return np.ones(len(df), dtype=bool)
     kind = df["metric"].map(lambda m: names.get(str(m).lower()))
     keep = kind == df["canonical"].map(metric_of)
     drop = chosen & ~keep
@@ -236,7 +242,7 @@ def _select_metrics(df: pd.DataFrame, metric_of: dict[str, catalog.Metric], name
                 f"{', '.join(sorted(task_rows['metric'].astype(str).unique()))})",
                 f"rows of {_MEANING[metric]} for {canonical}, under a known name ({', '.join(known)}) "
                 f"or one added with --metric-map NAME={metric}")))
-    return df[~drop].reset_index(drop=True)
+    return (~drop).to_numpy()
 
 
 def _check_aliases(df: pd.DataFrame, found: Found, notes: list[str], column: ColumnName,
