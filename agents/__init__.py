@@ -15,6 +15,7 @@ AGENTS: dict[str, Agent[Any, Any]] = {
         bro.AGENT,
         bro.AGENT_FAST,
         brc.AGENT,
+        brc.AGENT_MT,
         fasttd3.AGENT,
     )
 }

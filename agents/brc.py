@@ -100,6 +100,15 @@ class BRCConfig(AgentConfig):
             raise ValueError(f"gamma must be in (0, 1) (the return scale uses 1 / (1 - gamma)), got {self.gamma}")
 
 
+@dataclass(frozen=True)
+class BRCMultiTaskConfig(BRCConfig):
+    """BRC's published multi-task settings (``train.py``: batch 1024, 2 updates per lockstep step of
+    all tasks, 5k warm-up, a replay of 1M transitions per task; width 4096, 2 critics, 101 bins)."""
+
+    batch_size: int = 1024
+    """Transitions per gradient update, drawn uniformly over every task's stored transitions."""
+
+
 # ----------------------------------------------------------------------------------------------
 # Networks
 
@@ -375,6 +384,16 @@ AGENT = Agent(
     name="brc",
     description="BRC: wide BroNet categorical critic ensemble, task embeddings, per-task reward scaling.",
     config_cls=BRCConfig,
+    init=init,
+    act=act,
+    update=update,
+    observe_episode=observe_episode,
+)
+
+AGENT_MT = Agent(
+    name="brc_mt",
+    description="BRC with its published multi-task settings (batch 1024) for multi-task manifests.",
+    config_cls=BRCMultiTaskConfig,
     init=init,
     act=act,
     update=update,

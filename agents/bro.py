@@ -9,7 +9,8 @@ that the KL stays near a target. The conservative actor's mean action is used fo
 
 Defaults are the authors' (github.com/naumix/BiggerRegularizedOptimistic: ``train_parallel.py``,
 ``configs/bro_default.py``, ``jaxrl/bro/bro_learner.py``). ``bro`` does 10 updates per step,
-``bro_fast`` 2 (with a single reset, as in that code).
+``bro_fast`` 2 (with a single reset, as in that code). With several tasks, every network sees the
+task's one-hot code after the observation (a multi-task baseline; BRO itself is single-task).
 
 Order: config, networks, state, losses, update, act/init.
 """
@@ -39,7 +40,9 @@ from agents.common import (
     quantile_midpoints,
     select_tree,
     tanh_gaussian_sample,
+    task_codes,
     temperature_loss,
+    with_task,
 )
 
 ADJUST_LOG_MIN, ADJUST_LOG_MAX = -10.0, 7.5
@@ -198,6 +201,7 @@ class BROState(NamedTuple):
     initial: BROLearner  # the learner as initialised; a reset copies it back (as BRO's code does)
     target_entropy: jax.Array  # ()
     updates: jax.Array  # () int32, updates done
+    task_codes: jax.Array  # (T, T) one-hot task codes appended to observations; (1, 0) for one task
 
 
 class _Optimisers(NamedTuple):
@@ -289,6 +293,8 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
     """One BRO update: critics, target critics, actor, optimistic actor, temperature, optimism, KL weight."""
     reset = reset_due(cfg, state.updates)
     ln = select_tree(reset, state.initial, state.learner)
+    batch = batch._replace(obs=with_task(batch.obs, state.task_codes, batch.task_id),
+                           next_obs=with_task(batch.next_obs, state.task_codes, batch.task_id))
     act_dim = batch.action.shape[-1]
     actor, optimistic, critic = _nets(cfg, act_dim)
     opt = _optimisers(cfg)
@@ -364,7 +370,7 @@ def update(cfg: BROConfig, state: BROState, batch: Batch, key: jax.Array) -> tup
         "q_spread": jnp.mean(q_spread),
         "reset": reset.astype(jnp.float32),
     }
-    return BROState(learner, state.initial, state.target_entropy, state.updates + 1), metrics
+    return BROState(learner, state.initial, state.target_entropy, state.updates + 1, state.task_codes), metrics
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,8 +382,9 @@ def act(
     episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """Evaluation: the conservative actor's tanh(mean). Exploration: a sample of the optimistic actor."""
-    del task_id, episode_key
+    del episode_key
     actor, optimistic, _ = _nets(cfg, actor_act_dim(state.learner.actor))
+    obs = with_task(obs, state.task_codes, task_id)
     mean, log_std = apply(actor, state.learner.actor, obs)
     if deterministic:
         return jnp.tanh(mean)
@@ -387,12 +394,12 @@ def act(
 
 
 def init(cfg: BROConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: int) -> BROState:
-    """Fresh networks and optimisers; a single-task agent, so ``num_tasks`` is not used."""
-    del num_tasks
+    """Fresh networks and optimisers; with several tasks the networks also see the task's one-hot code."""
     actor, optimistic, critic = _nets(cfg, act_dim)
     opt = _optimisers(cfg)
     key_actor, key_optimistic, key_critic = jax.random.split(key, 3)
-    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+    codes = task_codes(num_tasks)
+    obs, action = jnp.zeros((1, obs_dim + codes.shape[1])), jnp.zeros((1, act_dim))
     actor_params = actor.init(key_actor, obs)
     optimistic_params = optimistic.init(key_optimistic, obs, action)
     critic_params = critic.init(key_critic, obs, action)
@@ -414,7 +421,7 @@ def init(cfg: BROConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: 
         kl_weight_opt=opt.adjustment.init(kl_weight_raw),
     )
     target_entropy = jnp.asarray(-cfg.target_entropy_scale * act_dim, jnp.float32)
-    return BROState(learner, learner, target_entropy, jnp.zeros((), jnp.int32))
+    return BROState(learner, learner, target_entropy, jnp.zeros((), jnp.int32), codes)
 
 
 AGENT = Agent(

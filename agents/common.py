@@ -47,6 +47,18 @@ def _q_factor_vmap(axis_size: int, in_batched: list[bool], a: jax.Array) -> tupl
     return (jax.lax.map(_q_factor, a), True) if in_batched[0] else (_q_factor(a), False)
 
 
+def task_codes(num_tasks: int) -> jax.Array:
+    """The one-hot codes (T, T) a multi-task agent appends to its observations (indexed by
+    ``task_id``); (1, 0) for a single task, so that a single-task agent sees its observations alone."""
+    return jnp.eye(num_tasks, dtype=jnp.float32) if num_tasks > 1 else jnp.zeros((1, 0), jnp.float32)
+
+
+def with_task(obs: jax.Array, codes: jax.Array, task_id: jax.Array) -> jax.Array:
+    """``obs (..., obs)`` followed by its task's code: ``(..., obs + T)`` (unchanged for one task);
+    ``task_id (...)`` int32, ``codes`` from :func:`task_codes`."""
+    return jnp.concatenate([obs, codes[task_id]], axis=-1)
+
+
 def orthogonal(scale: float = math.sqrt(2.0)) -> nn.initializers.Initializer:
     """Orthogonal kernel initialiser (gain ``scale``); BRO and BRC initialise every dense kernel so.
 

@@ -1,7 +1,8 @@
 """Soft Actor-Critic (Haarnoja et al., 2018, "Soft Actor-Critic Algorithms and Applications").
 
 Twin critics with clipped double-Q targets, a tanh-squashed Gaussian actor, and a temperature
-learned towards a target entropy of -|A|. Defaults follow the paper's Table 1 (Adam, learning
+learned towards a target entropy of -|A|. With several tasks, actor and critics see the task's
+one-hot code after the observation (a plain multi-task baseline). Defaults follow the paper's Table 1 (Adam, learning
 rate 3e-4, batch 256, two hidden layers of 256, tau 0.005, gamma 0.99, one update per step).
 
 Order: config, networks, state, losses, update, act/init.
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from agents.base import Agent, AgentConfig, Batch, Metrics
+from agents.common import task_codes, with_task
 
 # ----------------------------------------------------------------------------------------------
 # Config
@@ -122,6 +124,7 @@ class SACState(NamedTuple):
     temperature_opt: optax.OptState
     target_entropy: jax.Array  # ()
     steps: jax.Array  # () int32, updates done
+    task_codes: jax.Array  # (T, T) one-hot task codes appended to observations; (1, 0) for one task
 
 
 def _nets(cfg: SACConfig, act_dim: int) -> tuple[Actor, TwinCritic]:
@@ -171,6 +174,8 @@ def temperature_loss(log_temperature: jax.Array, logp: jax.Array, target_entropy
 def update(cfg: SACConfig, state: SACState, batch: Batch, key: jax.Array) -> tuple[SACState, Metrics]:
     """One gradient step on critics, actor and temperature (one seed; the runner vmaps)."""
     actor, critic = _nets(cfg, batch.action.shape[-1])
+    batch = batch._replace(obs=with_task(batch.obs, state.task_codes, batch.task_id),
+                           next_obs=with_task(batch.next_obs, state.task_codes, batch.task_id))
     key_next, key_pi = jax.random.split(key)
     temperature = jnp.exp(state.log_temperature)
 
@@ -203,7 +208,7 @@ def update(cfg: SACConfig, state: SACState, batch: Batch, key: jax.Array) -> tup
     target_critic_params = optax.incremental_update(critic_params, state.target_critic_params, cfg.tau)
     new_state = SACState(
         actor_params, critic_params, target_critic_params, log_temperature, actor_opt, critic_opt,
-        temperature_opt, state.target_entropy, state.steps + 1,
+        temperature_opt, state.target_entropy, state.steps + 1, state.task_codes,
     )
     metrics = {
         "critic_loss": c_loss,
@@ -227,9 +232,9 @@ def act(
     episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """tanh(mean) when deterministic (evaluation), else a sample from the squashed Gaussian."""
-    del task_id, episode_key
+    del episode_key
     actor = Actor(cfg.hidden_dims, _act_dim(state.actor_params))
-    mean, log_std = _policy(actor, state.actor_params, obs)
+    mean, log_std = _policy(actor, state.actor_params, with_task(obs, state.task_codes, task_id))
     if deterministic:
         return jnp.tanh(mean)
     action, _ = sample_action(mean, log_std, key)
@@ -243,10 +248,10 @@ def _act_dim(actor_params: Params) -> int:
 
 
 def init(cfg: SACConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: int) -> SACState:
-    del num_tasks
     actor, critic = _nets(cfg, act_dim)
     key_actor, key_critic = jax.random.split(key)
-    obs = jnp.zeros((1, obs_dim))
+    codes = task_codes(num_tasks)
+    obs = jnp.zeros((1, obs_dim + codes.shape[1]))
     action = jnp.zeros((1, act_dim))
     actor_params = actor.init(key_actor, obs)
     critic_params = critic.init(key_critic, obs, action)
@@ -261,6 +266,7 @@ def init(cfg: SACConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: 
         temperature_opt=optax.adam(cfg.temperature_lr).init(log_temperature),
         target_entropy=jnp.asarray(-cfg.target_entropy_scale * act_dim, jnp.float32),
         steps=jnp.zeros((), jnp.int32),
+        task_codes=codes,
     )
 
 

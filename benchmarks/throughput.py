@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import agents
-from harness import catalog, envs, manifest
-from harness.runner import Replay, make_learner, train_group
+from harness import backends, catalog, envs, manifest
+from harness.replay import Replay
+from harness.vmapped import make_learner
 
 TASK = "dmc/cartpole-balance"
 
@@ -44,7 +45,7 @@ def ours_updates_per_s(agent_name: str, overrides: dict[str, Any], seeds: int, u
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     state = init(keys)
     rng = np.random.default_rng(0)
-    replay = Replay(seeds, cfg.num_envs, 10_000, obs_dim, act_dim)
+    replay = Replay(seeds, np.zeros(cfg.num_envs, np.int32), 10_000 // cfg.num_envs, obs_dim, act_dim)
     for _ in range(replay.capacity):
         shape = (seeds, cfg.num_envs)
         replay.add(rng.normal(size=(*shape, obs_dim)), rng.uniform(-1, 1, (*shape, act_dim)), rng.normal(size=shape),
@@ -74,9 +75,9 @@ def ours_env_steps_per_s(hidden: int, batch: int, env_steps: int, results: Path)
            "eval": {"every": env_steps, "episodes": 1},
            "agents": {"sac": {"hidden_dims": [hidden, hidden], "batch_size": batch, "warmup_steps": batch}}}
     plan = manifest.validate(raw, Path("benchmarks/throughput.py"))
-    group = plan.groups[0]
-    train_group(group, results)  # first window includes compilation; the second is steady state
-    ingest_run_dirs(Store(results / "harness.duckdb"), [results / "runs" / group.first.run_id])
+    job = plan.jobs[0]
+    backends.train(job, results)  # first window includes compilation; the second is steady state
+    ingest_run_dirs(Store(results / "harness.duckdb"), [results / "runs" / job.first.run_id])
     with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT value FROM curves WHERE metric = 'sys/env_steps_per_s' ORDER BY step").fetchall()
     return float(rows[-1][0])

@@ -85,6 +85,9 @@ def run(
                                                 min=1, show_default=False)] = None,
     tag: Annotated[str | None, typer.Option(help="Tag these runs (reports label them AGENT@TAG), e.g. a git ref.",
                                              show_default=False)] = None,
+    step_workers: Annotated[int | None, typer.Option(
+        help="Processes stepping each job's host simulators (default: one per core for multi-task jobs, "
+             "none for single-task ones). Results do not depend on it.", min=1, show_default=False)] = None,
 ) -> None:
     """Run a suite: train every (task, agent, seed) and record the curves in DuckDB.
 
@@ -107,22 +110,22 @@ def run(
     if dry_run:
         return
     try:
-        outcome = executor.execute(plan, out, n_workers, console)
+        outcome = executor.execute(plan, out, n_workers, console, step_workers)
     except KeyboardInterrupt:
         console.print("[yellow]stopped.[/] Run the same command again to resume from the last checkpoints.")
         raise typer.Exit(130) from None
     _print_summary(open_store(out), plan)
     if outcome.skipped:
-        console.print(f"{len(outcome.skipped)} group(s) were already finished and were skipped.")
+        console.print(f"{len(outcome.skipped)} job(s) were already finished and were skipped.")
     if outcome.failed:
-        for group_id, error in outcome.failed:
-            console.print(f"[red]failed[/] group {group_id}: {error}")
-        raise Finding(f"{len(outcome.failed)} of {len(plan.groups)} run group(s) failed; "
+        for job_id, error in outcome.failed:
+            console.print(f"[red]failed[/] job {job_id}: {error}")
+        raise Finding(f"{len(outcome.failed)} of {len(plan.jobs)} run group(s) failed (a job trains a group of runs); "
                       "their errors are recorded in the store (`harness status`)")
 
 
 def _print_plan(plan: object, out: Path, workers: int) -> None:
-    from harness.executor import group_state
+    from harness.executor import describe, job_state
     from harness.manifest import Plan
 
     assert isinstance(plan, Plan)
@@ -132,15 +135,25 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
                   + ", ".join(t.name for t in plan.tasks))
     for spec in plan.agents:
         console.print(f"  agent {spec.label} = {spec.algo} (config {spec.config_hash})")
-    states = [group_state(out, g) for g in plan.groups]
+    states = [job_state(out, j) for j in plan.jobs]
     console.print(
         f"  seeds {m.seed_list}; budget {m.budget:,} env steps; eval every {m.eval.every:,} steps x "
         f"{m.eval.episodes} episodes{'; tag ' + m.tag if m.tag else ''}"
     )
+    together = "the seeds and tasks of a job train together" if m.variant == "multitask" else \
+        "the seeds of a job train together"
     console.print(
-        f"  {len(plan.runs)} runs in {len(plan.groups)} groups (seeds of a group train together): "
+        f"  {len(plan.runs)} runs in {len(plan.jobs)} jobs ({together}): "
         f"{states.count('new')} new, {states.count('resumable')} to resume, {states.count('finished')} finished"
     )
+    if m.variant == "multitask":
+        from harness.envs import sizes
+
+        known = sizes.measured(out, plan.tasks, console)
+        for job in plan.jobs:
+            obs, act = max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)
+            console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
+                          f"actions {act}")
     console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
 
 
@@ -156,7 +169,7 @@ def _print_summary(store: store_mod.Store, plan: object) -> None:
     final = scores.sort_values("step").groupby("run_id").tail(1)
     table = Table(title=f"{plan.manifest.name}: final evaluation (mean ± std over seeds)")
     table.add_column("task")
-    labels = [s.label if not plan.manifest.tag else f"{s.label}@{plan.manifest.tag}" for s in plan.agents]
+    labels = list(dict.fromkeys(r.label for r in plan.runs))
     for label in labels:
         table.add_column(label, justify="right")
     for task in plan.tasks:

@@ -1,20 +1,18 @@
-"""The local executor: run groups in worker processes, the coordinator alone writes DuckDB.
+"""The local executor: run jobs in worker processes, the coordinator alone writes DuckDB.
 
-Workers (spawned processes, one GPU each when there are GPUs) train groups and write shards; the
-coordinator shows progress, ingests shards as evaluations land and when groups end, and records a
-failed group as failed with its error while the others go on.
+Workers (spawned processes, one GPU each when there are GPUs) train jobs through
+:func:`harness.backends.train` and write shards; the coordinator shows progress, ingests shards as
+evaluations land and when jobs end, and records a failed job's runs as failed with its error while
+the others go on.
 """
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 import os
 import queue
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -29,12 +27,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness import store as store_mod
 from harness.layout import read_status, run_dir, write_run_record
-from harness.manifest import Plan, RunGroup
+from harness.manifest import Job, Plan
+from harness.processes import die_with_parent
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a batch did: groups finished now, skipped (already finished), and failed with errors."""
+    """What a batch did: jobs finished now, skipped (already finished), and failed with errors."""
 
     finished: tuple[str, ...]
     skipped: tuple[str, ...]
@@ -56,9 +55,9 @@ def default_workers() -> int:
     return max(1, len(visible_gpus()))
 
 
-def group_state(results: Path, group: RunGroup) -> str:
+def job_state(results: Path, job: Job) -> str:
     """'finished', 'resumable' (a checkpoint or partial shards exist) or 'new'."""
-    statuses = {read_status(results, r.run_id) for r in group.runs}
+    statuses = {read_status(results, r.run_id) for r in job.runs}
     if statuses == {"finished"}:
         return "finished"
     return "new" if statuses == {None} else "resumable"
@@ -74,20 +73,8 @@ def group_state(results: Path, group: RunGroup) -> str:
 CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-PR_SET_PDEATHSIG = 1
-"""prctl option (linux/prctl.h): the signal this process gets when its parent dies."""
-
-
-def die_with_coordinator() -> None:
-    """On Linux, have the kernel send this process SIGTERM when the coordinator dies, even by
-    ``kill -9``: an orphaned worker would go on training (and writing) a group that the next
-    ``harness run`` resumes. Elsewhere a no-op."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _init_worker(gpu_queue: Any) -> None:
-    die_with_coordinator()
+    die_with_parent()
     try:
         gpu = gpu_queue.get_nowait()
     except queue.Empty:
@@ -100,20 +87,20 @@ def _init_worker(gpu_queue: Any) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-def _work(group: RunGroup, results: Path, messages: Any) -> str | None:
-    """Train one group; returns None, or the error text (the runs are recorded as failed)."""
+def _work(job: Job, results: Path, messages: Any, step_workers: int | None) -> str | None:
+    """Train one job; returns None, or the error text (the runs are recorded as failed)."""
 
-    def report(group_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
-        messages.put((group_id, steps, budget, sps, last_eval))
+    def report(job_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
+        messages.put((job_id, steps, budget, sps, last_eval))
 
-    from harness.runner import train_group  # imported in the worker: it loads JAX and simulators
+    from harness import backends
 
     try:
-        train_group(group, results, report)
+        backends.train(job, results, report, step_workers)
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
         detail = traceback.format_exc(limit=8)
-        for spec in group.runs:
+        for spec in job.runs:
             write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
         return text
     return None
@@ -123,19 +110,20 @@ def _work(group: RunGroup, results: Path, messages: Any) -> str | None:
 # Coordinator side
 
 
-def execute(plan: Plan, results: Path, workers: int, console: Console) -> Outcome:
-    """Run every unfinished group of the plan; ingest shards into ``results/harness.duckdb``."""
+def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None) -> Outcome:
+    """Run every unfinished job of the plan; ingest shards into ``results/harness.duckdb``.
+    ``step_workers``: processes stepping each job's simulators (None: the backend's default)."""
     store = store_mod.Store(results / "harness.duckdb")
     store.ensure()
-    todo = [g for g in plan.groups if group_state(results, g) != "finished"]
-    skipped = tuple(g.group_id for g in plan.groups if g not in todo)
-    _ingest(store, results, [g for g in plan.groups if g not in todo])
+    todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
+    skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
+    _ingest(store, results, [j for j in plan.jobs if j not in todo])
     if not todo:
         return Outcome((), skipped, ())
 
     ctx = mp.get_context("spawn")
     manager = SyncManager(ctx=ctx)
-    manager.start(die_with_coordinator)
+    manager.start(die_with_parent)
     messages = manager.Queue()
     gpus = manager.Queue()
     for gpu in visible_gpus():
@@ -146,13 +134,10 @@ def execute(plan: Plan, results: Path, workers: int, console: Console) -> Outcom
                TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress, \
             ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(gpus,)) as pool:
-        bars = {
-            g.group_id: progress.add_task(f"{g.first.task} · {g.first.label} · {len(g.runs)} seeds",
-                                          total=g.first.budget, sps="-", score="-")
-            for g in todo
-        }
-        by_id = {g.group_id: g for g in todo}
-        futures: dict[Future[str | None], RunGroup] = {pool.submit(_work, g, results, messages): g for g in todo}
+        bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-") for j in todo}
+        by_id = {j.job_id: j for j in todo}
+        futures: dict[Future[str | None], Job] = {
+            pool.submit(_work, j, results, messages, step_workers): j for j in todo}
         last_ingest = 0.0
         pending = set(futures)
         while pending:
@@ -162,27 +147,32 @@ def execute(plan: Plan, results: Path, workers: int, console: Console) -> Outcom
                 _ingest(store, results, [by_id[t] for t in touched])
                 last_ingest = time.monotonic()
             for future in done:
-                group = futures[future]
-                error = _result(future, group, results)
-                _ingest(store, results, [group])
+                job = futures[future]
+                error = _result(future, job, results)
+                _ingest(store, results, [job])
                 if error is None:
-                    finished.append(group.group_id)
-                    progress.update(bars[group.group_id], completed=group.first.budget)
+                    finished.append(job.job_id)
+                    progress.update(bars[job.job_id], completed=job.budget)
                 else:
-                    failed.append((group.group_id, error))
-                    progress.update(bars[group.group_id], description=f"[red]FAILED[/] {group.first.task} · "
-                                    f"{group.first.label}")
+                    failed.append((job.job_id, error))
+                    progress.update(bars[job.job_id], description=f"[red]FAILED[/] {describe(job)}")
         _drain(messages, progress, bars)
     manager.shutdown()
     return Outcome(tuple(finished), skipped, tuple(failed))
 
 
-def _result(future: Future[str | None], group: RunGroup, results: Path) -> str | None:
+def describe(job: Job) -> str:
+    """A job in a progress line: task (or task set) · label · seeds."""
+    what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
+    return f"{what} · {job.first.label} · {len(job.seeds)} seeds"
+
+
+def _result(future: Future[str | None], job: Job, results: Path) -> str | None:
     try:
         return future.result()
     except Exception as exc:  # the worker process itself died (a crash in a simulator, OOM kill)
         text = f"worker died: {type(exc).__name__}: {exc}"
-        for spec in group.runs:
+        for spec in job.runs:
             write_run_record(results, spec, status="failed", error=text)
         return text
 
@@ -191,16 +181,16 @@ def _drain(messages: Any, progress: Progress, bars: dict[str, Any]) -> set[str]:
     touched: set[str] = set()
     while True:
         try:
-            group_id, steps, _budget, sps, last_eval = messages.get_nowait()
+            job_id, steps, _budget, sps, last_eval = messages.get_nowait()
         except queue.Empty:
             return touched
         score = "-" if last_eval is None else f"{last_eval:.1f}"
-        progress.update(bars[group_id], completed=steps, sps=f"{sps:,.0f}", score=score)
-        touched.add(group_id)
+        progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
+        touched.add(job_id)
 
 
-def _ingest(store: store_mod.Store, results: Path, groups: Sequence[RunGroup]) -> None:
-    dirs = [run_dir(results, r.run_id) for g in groups for r in g.runs]
+def _ingest(store: store_mod.Store, results: Path, jobs: Sequence[Job]) -> None:
+    dirs = [run_dir(results, r.run_id) for j in jobs for r in j.runs]
     dirs = [d for d in dirs if d.exists()]
     if dirs:
         store_mod.ingest_run_dirs(store, dirs)

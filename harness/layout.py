@@ -5,7 +5,7 @@ results/
   harness.duckdb                  the store (the coordinator alone writes it)
   runs/<run_id>/run.json          a run's record (status, error, provenance), rewritten atomically
   runs/<run_id>/curves.jsonl      its curve points, appended as they are measured
-  groups/<group_id>/checkpoint.pkl  the latest checkpoint of a group of seeds trained together
+  groups/<job_id>/checkpoint.pkl  the latest checkpoint of a job (the runs trained together)
 ```
 """
 
@@ -25,8 +25,8 @@ def run_dir(results: Path, run_id: str) -> Path:
     return results / "runs" / run_id
 
 
-def group_dir(results: Path, group_id: str) -> Path:
-    return results / "groups" / group_id
+def group_dir(results: Path, job_id: str) -> Path:
+    return results / "groups" / job_id
 
 
 def now() -> str:
@@ -42,7 +42,7 @@ def write_run_record(results: Path, spec: RunSpec, **fields: Any) -> None:
         "config": spec.agent.config_dict, "suite": spec.suite, "task": spec.task, "seed": spec.seed,
         "budget": spec.budget, "status": "pending", "error": None, "host": socket.gethostname(),
         "device": None, "packages": None, "git_commit": None, "started_at": None,
-        "finished_at": None, "wall_seconds": None,
+        "finished_at": None, "wall_seconds": None, "variant": spec.variant, "job_id": None,
     }
     path = run_dir(results, spec.run_id) / SHARD_RUN
     if path.exists():

@@ -4,7 +4,7 @@ A manifest declares what to run::
 
     name: quickstart
     description: Two easy DMC tasks, SAC against the random agent.
-    variant: single                  # 'multitask' and 'reward_conditioned' are reserved
+    variant: single                  # or multitask; 'reward_conditioned' is reserved
     tasks: [dmc/cartpole-balance, {group: dmc-hard}]
     agents:
       sac: {hidden_dims: [64, 64]}   # label -> config overrides of the agent's dataclass
@@ -14,6 +14,18 @@ A manifest declares what to run::
     budget: 5000                     # environment steps per run
     eval: {every: 2500, episodes: 2}
     log_every: 250                   # agent updates between logged agent metrics
+
+With ``variant: single`` every (task, agent) pair is a job: its seeds train together on that task.
+With ``variant: multitask`` each agent trains one job over all the manifest's ``tasks`` (stepped
+together, observations zero-padded to the largest size, actions cut to each task's size), or one job
+per named group when the manifest has ``groups`` instead of ``tasks``::
+
+    variant: multitask
+    groups:
+      dmc: [{group: dmc-hard}]
+      metaworld: [metaworld/assembly, metaworld/reach]
+
+Budgets count each task's environment steps. Multi-task runs are labelled ``<label>-mt``.
 
 Every mistake is reported with the file, the key path and what was expected, as an
 :class:`~harness.errors.InputError` (exit 2).
@@ -36,7 +48,10 @@ import agents
 from harness import catalog
 from harness.errors import InputError
 
-VARIANTS_PLANNED = ("multitask", "reward_conditioned")
+VARIANTS_PLANNED = ("reward_conditioned",)
+Variant = Literal["single", "multitask"]
+MULTITASK_SUFFIX = "-mt"
+"""Appended to the label of multi-task runs, so they never mix with single-task runs of the agent."""
 
 
 class GroupRef(BaseModel):
@@ -62,8 +77,12 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     description: str = ""
-    variant: Literal["single"] = "single"
-    tasks: Annotated[list[str | GroupRef], Field(min_length=1)]
+    variant: Variant = "single"
+    tasks: Annotated[list[str | GroupRef], Field(min_length=1)] | None = None
+    groups: Annotated[dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")],
+        Annotated[list[str | GroupRef], Field(min_length=1)],
+    ], Field(min_length=1)] | None = None
     agents: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
     seeds: Annotated[int, Field(gt=0)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     budget: Annotated[int, Field(gt=0)]
@@ -73,6 +92,12 @@ class Manifest(BaseModel):
 
     @model_validator(mode="after")
     def _budget_fits(self) -> Manifest:
+        if self.groups is not None and self.variant != "multitask":
+            raise ValueError("groups names the jobs of a multi-task manifest; expected variant: multitask "
+                             "(or tasks: [...] for single-task runs)")
+        if (self.tasks is None) == (self.groups is None):
+            raise ValueError("expected exactly one of tasks: [...] or groups: {name: [...]} (groups only with "
+                             "variant: multitask)")
         if self.eval.every > self.budget:
             raise ValueError(
                 f"eval.every ({self.eval.every}) is larger than budget ({self.budget}): no evaluation "
@@ -106,7 +131,7 @@ class AgentSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One seed of one (task, agent) pair: everything a worker needs, and a stable id."""
+    """One seed of one (task, agent) pair, alone or in a multi-task job: its record and a stable id."""
 
     run_id: str
     suite: str
@@ -118,19 +143,49 @@ class RunSpec:
     eval_episodes: int
     log_every: int
     tag: str | None
+    variant: Variant = "single"
 
     @property
     def label(self) -> str:
-        """What reports group by: the agent label, with ``@tag`` when the run is tagged."""
-        return f"{self.agent.label}@{self.tag}" if self.tag else self.agent.label
+        """What reports group by: the agent label (``-mt`` appended for multi-task runs), with
+        ``@tag`` when the run is tagged."""
+        label = self.agent.label + (MULTITASK_SUFFIX if self.variant == "multitask" else "")
+        return f"{label}@{self.tag}" if self.tag else label
 
 
 @dataclasses.dataclass(frozen=True)
-class RunGroup:
-    """The seeds of one (task, agent) pair, trained together in one process."""
+class Job:
+    """What one worker trains: one agent, its seeds trained together (states stacked and vmapped),
+    over one task (single-task) or several stepped together (multi-task).
 
-    group_id: str
+    A job has one run per (task, seed), ``runs`` in task-major order: the run of task ``t`` and seed
+    index ``s`` is ``runs[t * len(seeds) + s]``.
+    """
+
+    job_id: str
+    """Stable id: the hash of the run ids (also names the job's checkpoint folder)."""
+    agent: AgentSpec
+    """The agent, its label and full config."""
+    seeds: tuple[int, ...]
+    """The seeds trained together."""
+    tasks: tuple[str, ...]
+    """Canonical task names; one for a single-task job."""
+    budget: int
+    """Environment steps of each task."""
+    eval_every: int
+    """Environment steps between evaluations (an evaluation also ends every job)."""
+    eval_episodes: int
+    """Deterministic-policy episodes per task and seed at each evaluation."""
+    log_every: int
+    """Agent updates between logged agent metrics."""
+    variant: Variant
+    """``single`` or ``multitask``."""
+    name: str
+    """What progress lines call it: the task of a single-task job, the manifest group of a multi-task one."""
     runs: tuple[RunSpec, ...]
+    """One run per (task, seed), task-major."""
+    context: tuple[tuple[str, float], ...] = ()
+    """Named conditioning values the agent is given (empty for single-task and multi-task jobs)."""
 
     @property
     def first(self) -> RunSpec:
@@ -144,12 +199,13 @@ class Plan:
     manifest: Manifest
     source: Path
     tasks: tuple[catalog.Task, ...]
+    """Every task of the plan, once."""
     agents: tuple[AgentSpec, ...]
-    groups: tuple[RunGroup, ...]
+    jobs: tuple[Job, ...]
 
     @property
     def runs(self) -> tuple[RunSpec, ...]:
-        return tuple(r for g in self.groups for r in g.runs)
+        return tuple(r for j in self.jobs for r in j.runs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,14 +260,15 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
     variant = raw.get("variant")
     if variant in VARIANTS_PLANNED:
         raise InputError(f"{path}: variant: {variant!r} is planned but not supported yet; "
-                         "expected 'single'")
+                         "expected 'single' or 'multitask'")
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         raise InputError(_format_errors(path, exc)) from None
-    tasks = _resolve_tasks(manifest, path)
+    task_sets = _task_sets(manifest, path)
+    tasks = tuple({t.name: t for tasks in task_sets.values() for t in tasks}.values())
     specs = tuple(_agent_spec(label, entry, path) for label, entry in manifest.agents.items())
-    return Plan(manifest, path, tasks, specs, _expand(manifest, tasks, specs))
+    return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs))
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
@@ -228,20 +285,37 @@ def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and (part in {"int", "str", "GroupRef"} or part.startswith("list["))
 
 
-def _resolve_tasks(manifest: Manifest, path: Path) -> tuple[catalog.Task, ...]:
+def _resolve_tasks(refs: Sequence[str | GroupRef], path: Path, key: str) -> tuple[catalog.Task, ...]:
+    """The runnable tasks of a task list, each once; ``key`` is where the list is in the manifest."""
     out: list[catalog.Task] = []
-    for i, ref in enumerate(manifest.tasks):
+    for i, ref in enumerate(refs):
         try:
             names = catalog.group(ref.group).tasks if isinstance(ref, GroupRef) else (ref,)
             resolved = [catalog.resolve(n) for n in names]
         except InputError as exc:
-            raise InputError(f"{path}: tasks.{i}: {exc}") from None
+            raise InputError(f"{path}: {key}.{i}: {exc}") from None
         for task in resolved:
             if not task.runnable:
-                raise InputError(f"{path}: tasks.{i}: {task.name} cannot be run here ({task.note})")
+                raise InputError(f"{path}: {key}.{i}: {task.name} cannot be run here ({task.note})")
             if task.name not in {t.name for t in out}:
                 out.append(task)
     return tuple(out)
+
+
+def _task_sets(manifest: Manifest, path: Path) -> dict[str, tuple[catalog.Task, ...]]:
+    """The manifest's task lists by name: ``tasks`` (under the manifest's name) or each of ``groups``."""
+    if manifest.groups is None:
+        assert manifest.tasks is not None
+        sets = {manifest.name: _resolve_tasks(manifest.tasks, path, "tasks")}
+    else:
+        sets = {name: _resolve_tasks(refs, path, f"groups.{name}") for name, refs in manifest.groups.items()}
+    for name, tasks in sets.items():
+        if manifest.variant == "multitask" and len({t.action_repeat for t in tasks}) > 1:
+            where = "tasks" if manifest.groups is None else f"groups.{name}"
+            found = ", ".join(f"{t.name} ({t.action_repeat})" for t in tasks)
+            raise InputError(f"{path}: {where}: tasks stepped together must share one action repeat; "
+                             f"found {found}")
+    return sets
 
 
 def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
@@ -283,15 +357,24 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _expand(manifest: Manifest, tasks: Sequence[catalog.Task], specs: Sequence[AgentSpec]) -> tuple[RunGroup, ...]:
-    groups: list[RunGroup] = []
-    for task in tasks:
+def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
+            specs: Sequence[AgentSpec]) -> tuple[Job, ...]:
+    """Single-task: a job per (task, agent); multi-task: a job per (task set, agent)."""
+    units: list[tuple[str, tuple[catalog.Task, ...]]]
+    if manifest.variant == "single":
+        (tasks,) = task_sets.values()
+        units = [(task.name, (task,)) for task in tasks]
+    else:
+        units = list(task_sets.items())
+    jobs: list[Job] = []
+    for name, tasks in units:
+        names = tuple(t.name for t in tasks)
         for spec in specs:
             runs = tuple(
                 RunSpec(
-                    run_id=run_id(task.name, spec, seed, manifest),
+                    run_id=run_id(task, spec, seed, manifest, names),
                     suite=manifest.name,
-                    task=task.name,
+                    task=task,
                     agent=spec,
                     seed=seed,
                     budget=manifest.budget,
@@ -299,16 +382,23 @@ def _expand(manifest: Manifest, tasks: Sequence[catalog.Task], specs: Sequence[A
                     eval_episodes=manifest.eval.episodes,
                     log_every=manifest.log_every,
                     tag=manifest.tag,
+                    variant=manifest.variant,
                 )
+                for task in names
                 for seed in manifest.seed_list
             )
-            groups.append(RunGroup(_hash([r.run_id for r in runs]), runs))
-    return tuple(groups)
+            jobs.append(Job(
+                job_id=_hash([r.run_id for r in runs]), agent=spec, seeds=tuple(manifest.seed_list), tasks=names,
+                budget=manifest.budget, eval_every=manifest.eval.every, eval_episodes=manifest.eval.episodes,
+                log_every=manifest.log_every, variant=manifest.variant, name=name, runs=runs,
+            ))
+    return tuple(jobs)
 
 
-def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest) -> str:
-    """A stable id: the hash of everything that defines the run's outcome (not the suite name)."""
-    return _hash({
+def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest, job_tasks: Sequence[str]) -> str:
+    """A stable id: the hash of everything that defines the run's outcome (not the suite name); a
+    multi-task run's also hashes the tasks it was trained with."""
+    fields: dict[str, Any] = {
         "task": task,
         "label": spec.label,
         "algo": spec.algo,
@@ -318,7 +408,10 @@ def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest) -> str:
         "eval": manifest.eval.model_dump(),
         "variant": manifest.variant,
         "tag": manifest.tag,
-    })
+    }
+    if manifest.variant == "multitask":
+        fields["job_tasks"] = list(job_tasks)
+    return _hash(fields)
 
 
 def _hash(obj: Any) -> str:

@@ -31,8 +31,9 @@ import pandas as pd
 from harness import catalog
 from harness.errors import InputError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 RUN_STATUSES = ("pending", "running", "finished", "failed")
+RUN_VARIANTS = ("single", "multitask", "reward_conditioned")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -81,6 +82,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TIMESTAMP,
     finished_at TIMESTAMP,
     wall_seconds DOUBLE,
+    variant VARCHAR NOT NULL DEFAULT 'single' CHECK (variant IN ({", ".join(repr(v) for v in RUN_VARIANTS)})),
+    job_id VARCHAR,
     UNIQUE (source, label, task, seed, submission_id)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -96,8 +99,16 @@ CREATE TABLE IF NOT EXISTS curves (
 RUN_COLUMNS = (
     "run_id", "source", "submission_id", "label", "agent", "tag", "config_hash", "config", "suite",
     "task", "seed", "budget", "status", "error", "host", "device", "packages", "git_commit",
-    "started_at", "finished_at", "wall_seconds",
+    "started_at", "finished_at", "wall_seconds", "variant", "job_id",
 )
+
+#: Schema changes since version 1, applied in order to an older store when a write opens it.
+_MIGRATIONS = {
+    "1": [  # 2: multi-task runs record their variant and the job they were trained in
+        "ALTER TABLE runs ADD COLUMN variant VARCHAR DEFAULT 'single'",
+        "ALTER TABLE runs ADD COLUMN job_id VARCHAR",
+    ],
+}
 
 
 def score_metric(task: catalog.Task) -> str:
@@ -117,10 +128,21 @@ class Store:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file (waiting while another process holds it), yield, and close it."""
+        """Open the file (waiting while another process holds it), yield, and close it. A store of an
+        older schema version is migrated first, also when it is opened for reading."""
         if read_only and not self.path.exists():
             raise InputError(f"no store at {self.path}: run `harness run` or `harness submit` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            with self._open(read_only=True) as con:
+                version = _schema_version(con)
+            if version != SCHEMA_VERSION and (read_only or version is not None):
+                self.ensure()
+        with self._open(read_only) as con:
+            yield con
+
+    @contextmanager
+    def _open(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.05
         while True:
@@ -140,8 +162,15 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write connection inside one transaction: all of it lands, or none of it."""
-        with self.connect() as con:
-            _ensure_schema(con)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._open(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")  # the schema (and a migration) lands on its own
+            try:
+                _ensure_schema(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -156,13 +185,28 @@ class Store:
             pass
 
 
+def _schema_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.CatalogException:  # an empty file
+        return None
+    return rows[0][0] if rows else None
+
+
 def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SCHEMA)
     rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     if not rows:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     elif rows[0][0] != SCHEMA_VERSION:
-        raise InputError(f"store schema version {rows[0][0]} is not the supported {SCHEMA_VERSION}")
+        version = rows[0][0]
+        if version not in _MIGRATIONS:
+            raise InputError(f"store schema version {version} is not the supported {SCHEMA_VERSION}")
+        while version in _MIGRATIONS:
+            for sql in _MIGRATIONS[version]:
+                con.execute(sql)
+            version = str(int(version) + 1)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
     _sync_tasks(con)
 
 
@@ -184,6 +228,7 @@ def upsert_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     unknown = set(run) - set(RUN_COLUMNS)
     if unknown:
         raise ValueError(f"unknown run columns {sorted(unknown)}")
+    run = {"variant": "single", **{k: v for k, v in run.items() if v is not None or k != "variant"}}
     values = [_db_value(run.get(c)) for c in RUN_COLUMNS]
     placeholders = ", ".join("?" for _ in RUN_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")

@@ -11,7 +11,9 @@ import numpy as np
 import yaml
 
 from agents import brc, fasttd3
-from harness.runner import EpisodeRewards, _episode_keys, make_observer
+from harness.backends.host import EpisodeRewards
+from harness.lifecycle import episode_keys as _episode_keys
+from harness.vmapped import make_observer
 from tests.test_run import harness, query
 
 
@@ -100,6 +102,6 @@ def test_observer_folds_only_the_episodes_that_ended() -> None:
     observe = make_observer(brc.AGENT, cfg)
     rewards = np.array([[[1.0, 2.0, 0.0]], [[5.0, 5.0, 5.0]]], np.float32)  # (S=2, E=1, T=3)
     valid = np.array([[[True, True, False]], [[True, True, True]]])
-    state = observe(state, rewards, valid, np.zeros((2, 1), bool), np.array([[True], [False]]))
+    state = observe(state, rewards, valid, np.zeros((2, 1), bool), np.array([[True], [False]]), np.zeros(1, np.int32))
     np.testing.assert_allclose(np.asarray(state.return_min)[:, 0], [2.0, np.inf])
     np.testing.assert_allclose(np.asarray(state.return_max)[:, 0], [2.0, -np.inf])

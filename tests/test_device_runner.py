@@ -24,7 +24,7 @@ pytest.importorskip("mujoco_playground")
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 from harness import catalog, store
-from harness.device_runner import train_group_on_device
+from harness.backends.device import train as train_on_device
 from harness.envs.base import EpisodeEnv
 from harness.envs.playground import PlaygroundSimulator
 from harness.envs.playground_batch import BatchEnv
@@ -110,7 +110,7 @@ def fasttd3_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Plan
     tmp = tmp_path_factory.mktemp("fasttd3")
     group_plan = plan({"fasttd3": FASTTD3}, 16_000, 8_000, tmp)
     results = tmp / "results"
-    train_group_on_device(group_plan.groups[0], results)
+    train_on_device(group_plan.jobs[0], results)
     yield group_plan, results
 
 
@@ -163,12 +163,12 @@ def test_resume_gives_every_point_once_and_the_same_curve(fasttd3_run: tuple[Pla
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train_group_on_device(group_plan.groups[0], results, stop_at_12000)
+        train_on_device(group_plan.jobs[0], results, stop_at_12000)
     assert list((results / "groups").glob("*/checkpoint.pkl"))
     assert all(read_status(results, r.run_id) == "running" for r in group_plan.runs)
     assert any(p[:2] == ("eval/return", 8000) for p in next(iter(shard_points(results).values())))
 
-    train_group_on_device(group_plan.groups[0], results)
+    train_on_device(group_plan.jobs[0], results)
     resumed, full = shard_points(results), shard_points(uninterrupted)
     assert resumed.keys() == full.keys()
     for run_id, points in resumed.items():
@@ -210,7 +210,7 @@ def test_finished_episodes_reach_observe_episode() -> None:
     20-step CartpoleBalance, 50 vectorised steps: each env finishes episodes at steps 20 and 40
     (truncated), and the range must be that of those four episodes, recomputed from the replay."""
     from agents import brc
-    from harness.device_runner import Loop, _advance, _start
+    from harness.backends.device import Loop, _advance, _start
 
     task = dataclasses.replace(catalog.resolve("playground/CartpoleBalance"), episode_length=20)
     cfg = brc.AGENT.config(critic_width=16, critic_blocks=1, actor_width=16, num_envs=2, updates_per_step=0,

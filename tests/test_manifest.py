@@ -53,7 +53,7 @@ BAD = [
     ("eval every beyond budget", with_(eval={"every": 10_000, "episodes": 1}), ["eval.every", "budget"]),
     ("zero eval episodes", with_(eval={"every": 1000, "episodes": 0}), ["eval.episodes", "greater than 0"]),
     ("unknown eval key", with_(eval={"every": 1000, "episode": 3}), ["eval.episode", "Extra inputs"]),
-    ("planned variant", with_(variant="multitask"), ["variant", "not supported yet", "single"]),
+    ("planned variant", with_(variant="reward_conditioned"), ["variant", "not supported yet", "single"]),
     ("unknown variant", with_(variant="meta"), ["variant", "'single'"]),
     ("empty task list", with_(tasks=[]), ["tasks", "at least 1"]),
     ("non-positive batch size", with_(agents={"sac": {"batch_size": 0}}), ["agents.sac.batch_size", "positive"]),
@@ -111,7 +111,7 @@ def test_expansion_counts_and_labels(tmp_path: Path) -> None:
     plan = manifest.load(write(tmp_path, with_(tasks=[{"group": "dmc-hard"}, "dmc/dog-run"])))
     # 7 dmc-hard tasks (dog-run listed twice counts once) x 2 agents = 14 groups x 2 seeds = 28 runs.
     assert len(plan.tasks) == 7
-    assert len(plan.groups) == 14
+    assert len(plan.jobs) == 14
     assert len(plan.runs) == 28
     assert len({r.run_id for r in plan.runs}) == 28
     assert {r.label for r in plan.runs} == {"sac", "random"}

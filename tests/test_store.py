@@ -87,3 +87,37 @@ def test_read_only_connection_to_a_missing_store_is_an_input_error(tmp_path: Pat
 
     with pytest.raises(InputError, match="no store"), Store(tmp_path / "none.duckdb").connect(read_only=True):
         pass
+
+
+V1_STORE = Path(__file__).parent / "data" / "store-v1.duckdb.gz"
+"""A store written by release 0.1.0 (schema version 1, commit 641b214): `harness run` of SAC and BRC
+on dmc/cartpole-balance, 2 seeds, 1,500 steps: 4 runs, 436 curve points."""
+
+
+def v1_copy(tmp_path: Path) -> Path:
+    import gzip
+
+    path = tmp_path / "harness.duckdb"
+    path.write_bytes(gzip.decompress(V1_STORE.read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path, read_only: bool) -> None:
+    path = v1_copy(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        before = con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+        points = con.execute("SELECT * FROM curves ORDER BY ALL").fetchall()
+    assert (len(before), len(points)) == (4, 436)
+    with Store(path).connect(read_only=read_only) as con:  # a reader migrates too, before it reads
+        rows = con.execute("SELECT * EXCLUDE (variant, job_id) FROM runs ORDER BY run_id").fetchall()
+        assert rows == before
+        assert con.execute("SELECT DISTINCT variant, job_id FROM runs").fetchall() == [("single", None)]
+        assert con.execute("SELECT * FROM curves ORDER BY ALL").fetchall() == points
+        assert store_mod.scalar(con, "SELECT value FROM meta WHERE key = 'schema_version'") == store_mod.SCHEMA_VERSION
+    with Store(path).transaction() as con:  # and takes new runs with their variant
+        store_mod.upsert_run(con, {"run_id": "new", "source": "harness", "label": "sac-mt", "agent": "sac",
+                                   "task": "dmc/cartpole-balance", "seed": 0, "status": "finished",
+                                   "variant": "multitask", "job_id": "j1"})
+    with Store(path).connect(read_only=True) as con:
+        assert con.execute("SELECT variant, job_id FROM runs WHERE run_id = 'new'").fetchall() == [("multitask", "j1")]

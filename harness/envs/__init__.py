@@ -15,7 +15,7 @@ from harness.catalog import Task, resolve
 from harness.envs.base import Env
 from harness.errors import InputError
 
-__all__ = ["ADAPTERS", "Env", "make"]
+__all__ = ["ADAPTERS", "BATCHED_SUITES", "Env", "make"]
 
 
 def _adapter(module: str, package: str, install: str) -> Callable[[Task, int], Env]:
@@ -37,6 +37,10 @@ ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
     "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
     "playground": _adapter("playground", "mujoco_playground", "pip install 'harness[playground]'"),
 }
+
+BATCHED_SUITES = frozenset({"playground"})
+"""Suites whose tasks also have a batched JAX env (``harness.envs.playground_batch``): the device
+backend trains their single-task jobs with the whole step on the JAX device."""
 
 
 def make(task: Task | str, seed: int) -> Env:

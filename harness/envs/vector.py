@@ -1,15 +1,21 @@
 """Several envs stepped together, with auto-reset and episode bookkeeping, and policy evaluation.
 
-The envs are stepped one after another in this process: dm-control, MetaWorld and MyoSuite are
-CPU-bound Python simulators (a Playground env runs a jitted step on the CPU), and the runner puts
-parallelism across processes or machines instead, one group of seeds per worker. All envs of a
-:class:`VecEnv` must share observation and action sizes; they may run different tasks.
+:class:`VecEnv` steps its envs one after another in this process. Envs of different tasks may be
+stepped together when the vector is given padded sizes: observations are zero-padded to the
+largest observation size, and each env takes the first ``action_size`` entries of its action row
+(a multi-task policy acts in the largest action space). :class:`ParallelVecEnv` spreads the envs
+over worker processes, each running a :class:`VecEnv` of a contiguous slice, so that the host
+simulators of a many-task job use every core; it steps the same envs to the same results.
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing as mp
+import os
+import traceback
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -32,30 +38,68 @@ class StepResult(NamedTuple):
     episode_success: np.ndarray  # (n,) float64: likewise its success (0/1); NaN for return-metric tasks
 
 
+class Vector(Protocol):
+    """n envs stepped together: :class:`VecEnv` or :class:`ParallelVecEnv`."""
+
+    num_envs: int
+    observation_size: int
+    action_size: int
+
+    def reset(self, seeds: Sequence[int | None]) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None, auto_reset: bool = True) -> StepResult: ...
+
+    def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]: ...
+
+    def restore(self, saved: Sequence[tuple[int | None, int, list[np.ndarray]]]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
 class VecEnv:
     """A list of :class:`Env` stepped in lockstep; an env whose episode ends is reset at once.
 
-    Auto-resets call ``reset()`` without a seed, so every env continues its own random stream.
+    Episodes are seeded: env i reset with seed ``s`` starts its k-th next episode (auto-reset) with
+    the seed :func:`episode_seed` ``(s, k)``. The vector remembers each env's seed, episode count and
+    the actions of its current episode, so :meth:`state` and :meth:`restore` bring every env back to
+    where it was (the episode is replayed from its seed: simulators are deterministic for the same
+    seed and actions). An env reset with seed None continues its own random stream.
+    Without ``sizes`` all envs must share their observation and action sizes; with ``sizes``
+    (observation, action), each at least every env's own, observations are zero-padded and action
+    rows cut to each env's size.
     """
 
-    def __init__(self, envs: Sequence[Env]) -> None:
+    def __init__(self, envs: Sequence[Env], sizes: tuple[int, int] | None = None) -> None:
         self.envs = list(envs)
         self.num_envs = len(self.envs)
-        self.observation_size, self.action_size = _common_sizes(self.envs)
+        self.observation_size, self.action_size = _common_sizes(self.envs) if sizes is None else sizes
+        too_big = [e.task.name for e in self.envs
+                   if e.observation_size > self.observation_size or e.action_size > self.action_size]
+        if too_big:
+            raise ValueError(f"sizes {sizes} are smaller than the envs of {too_big}")
+        self._obs_sizes = [e.observation_size for e in self.envs]
+        self._act_sizes = [e.action_size for e in self.envs]
         self._returns = np.zeros(self.num_envs)  # (n,) return of each env's episode so far
         self._obs = np.zeros((self.num_envs, self.observation_size), np.float32)  # (n, obs)
+        self._seeds: list[int | None] = [None] * self.num_envs  # the seed of each env's last reset()
+        self._episodes = [0] * self.num_envs  # episodes each env started since then
+        self._actions: list[list[np.ndarray]] = [[] for _ in self.envs]  # each env's current episode
 
-    def reset(self, seeds: Sequence[int]) -> np.ndarray:
-        """Start an episode in every env, env i seeded with ``seeds[i]``: obs ``(n, obs)``."""
+    def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
+        """Start an episode in every env, env i seeded with ``seeds[i]`` (None: its own stream):
+        obs ``(n, obs)``."""
         if len(seeds) != self.num_envs:
             raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
         for i, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
-            self._obs[i] = env.reset(seed=int(seed))[0]
+            self._seeds[i], self._episodes[i], self._actions[i] = None if seed is None else int(seed), 0, []
+            self._obs[i, : self._obs_sizes[i]] = env.reset(seed=self._seeds[i])[0]
         self._returns[:] = 0.0
         return self._obs.copy()
 
-    def step(self, actions: np.ndarray) -> StepResult:
-        """Step every env with its row of ``actions (n, act)``; auto-reset the envs whose episode ended."""
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None, auto_reset: bool = True) -> StepResult:
+        """Step every env (or the ``active (n,)`` ones) with its row of ``actions (n, act)``; reset the
+        envs whose episode ended, unless ``auto_reset`` is False (then they wait, with their final
+        observation, until :meth:`reset`)."""
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs, self.action_size):
             raise ValueError(f"actions shape {actions.shape}, expected ({self.num_envs}, {self.action_size})")
@@ -67,53 +111,192 @@ class VecEnv:
         episode_return = np.full(n, np.nan)
         episode_success = np.full(n, np.nan)
         for i, env in enumerate(self.envs):
-            obs, reward[i], terminated[i], truncated[i], info = env.step(actions[i])
-            next_obs[i] = obs
+            if active is not None and not active[i]:
+                next_obs[i] = self._obs[i]
+                continue
+            action = np.array(actions[i, : self._act_sizes[i]])
+            obs, reward[i], terminated[i], truncated[i], info = env.step(action)
+            self._actions[i].append(action)
+            next_obs[i, : self._obs_sizes[i]] = obs
             self._returns[i] += reward[i]
             if terminated[i] or truncated[i]:
                 episode_return[i] = self._returns[i]
                 if env.task.metric == "success":
                     episode_success[i] = info["success"]
                 self._returns[i] = 0.0
-                obs = env.reset()[0]
-            self._obs[i] = obs
+                if auto_reset:
+                    self._episodes[i] += 1
+                    self._actions[i] = []
+                    obs = env.reset(seed=self._episode_seed(i))[0]
+            self._obs[i, : self._obs_sizes[i]] = obs
         return StepResult(self._obs.copy(), next_obs, reward, terminated, truncated, episode_return,
                           episode_success)
+
+    def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
+        """Each env's (seed, episodes since, actions of the current episode), for a checkpoint."""
+        return [(seed, count, list(actions))
+                for seed, count, actions in zip(self._seeds, self._episodes, self._actions, strict=True)]
+
+    def restore(self, saved: Sequence[tuple[int | None, int, list[np.ndarray]]]) -> np.ndarray:
+        """Bring every env back to a :meth:`state` (replaying its current episode): obs ``(n, obs)``."""
+        for i, (env, (seed, count, actions)) in enumerate(zip(self.envs, saved, strict=True)):
+            if seed is None:
+                raise ValueError(f"{env.task.name}: an env reset without a seed cannot be restored")
+            self._seeds[i], self._episodes[i], self._actions[i] = seed, count, list(actions)
+            obs = env.reset(seed=self._episode_seed(i))[0]
+            self._returns[i] = 0.0
+            for action in actions:
+                obs, reward, _, _, _ = env.step(action)
+                self._returns[i] += reward
+            self._obs[i, : self._obs_sizes[i]] = obs
+        return self._obs.copy()
 
     def close(self) -> None:
         """Close every env."""
         for env in self.envs:
             env.close()
 
+    def _episode_seed(self, i: int) -> int | None:
+        seed = self._seeds[i]
+        return None if seed is None else episode_seed(seed, self._episodes[i])
 
-def evaluate(envs: Sequence[Env], policy: Policy, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of an env's ``episode``-th episode after a reset with ``seed`` (the 0th: ``seed``)."""
+    if episode == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0] >> 1)
+
+
+class ParallelVecEnv:
+    """The envs ``(task name, seed)`` spread over ``workers`` processes in contiguous slices, each a
+    :class:`VecEnv` padded to ``sizes``; the same results as one :class:`VecEnv` of them all.
+
+    Workers are spawned (the parent has JAX loaded, which must not be forked) and die with this
+    process. An error in a worker is raised here as a RuntimeError with its traceback.
+    """
+
+    def __init__(self, specs: Sequence[tuple[str, int]], sizes: tuple[int, int], workers: int) -> None:
+        self.num_envs = len(specs)
+        self.observation_size, self.action_size = sizes
+        cuts = np.linspace(0, len(specs), min(workers, len(specs)) + 1).round().astype(int)
+        self._slices = [(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
+        ctx = mp.get_context("spawn")
+        self._conns: list[Any] = []
+        self._procs: list[Any] = []
+        for a, b in self._slices:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, list(specs[a:b]), sizes), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        for conn in self._conns:
+            self._receive(conn)
+
+    def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
+        """See :meth:`VecEnv.reset`."""
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
+        for conn, (a, b) in zip(self._conns, self._slices, strict=True):
+            conn.send(("reset", (list(seeds[a:b]),)))
+        return np.concatenate([self._receive(conn) for conn in self._conns])
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None, auto_reset: bool = True) -> StepResult:
+        """See :meth:`VecEnv.step`."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, self.action_size):
+            raise ValueError(f"actions shape {actions.shape}, expected ({self.num_envs}, {self.action_size})")
+        for conn, (a, b) in zip(self._conns, self._slices, strict=True):
+            conn.send(("step", (actions[a:b], None if active is None else active[a:b], auto_reset)))
+        parts = [self._receive(conn) for conn in self._conns]
+        return StepResult(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+
+    def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
+        """See :meth:`VecEnv.state`."""
+        for conn in self._conns:
+            conn.send(("state", ()))
+        return [item for conn in self._conns for item in self._receive(conn)]
+
+    def restore(self, saved: Sequence[tuple[int | None, int, list[np.ndarray]]]) -> np.ndarray:
+        """See :meth:`VecEnv.restore`."""
+        for conn, (a, b) in zip(self._conns, self._slices, strict=True):
+            conn.send(("restore", (list(saved[a:b]),)))
+        return np.concatenate([self._receive(conn) for conn in self._conns])
+
+    def close(self) -> None:
+        """Close every env and stop the workers."""
+        for conn in self._conns:
+            try:
+                conn.send(("close", ()))
+                self._receive(conn)
+            except (OSError, EOFError, RuntimeError):
+                pass
+            conn.close()
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+    @staticmethod
+    def _receive(conn: Any) -> Any:
+        status, value = conn.recv()
+        if status == "error":
+            raise RuntimeError(f"env worker failed:\n{value}")
+        return value
+
+
+def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> None:
+    """A worker of :class:`ParallelVecEnv`: make the envs, then answer reset/step/close calls."""
+    from harness import envs  # imported here: the spawned worker starts bare
+    from harness.processes import die_with_parent
+
+    die_with_parent()
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    try:
+        vec = VecEnv([envs.make(task, seed) for task, seed in specs], sizes)
+        conn.send(("ok", None))
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+        return
+    while True:
+        command, args = conn.recv()
+        try:
+            if command == "close":
+                vec.close()
+                conn.send(("ok", None))
+                return
+            conn.send(("ok", getattr(vec, command)(*args)))
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+
+
+def evaluate(envs: Sequence[Env] | Vector, policy: Policy, episodes: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Run ``episodes`` full episodes in every env: ``(returns, successes)``, each ``(n, episodes)``.
 
-    Env i starts with ``reset(seed=s_i)``, the s_i drawn from ``numpy.random.SeedSequence(seed)``,
-    and continues its own stream for later episodes, so the same seed evaluates on the same initial
-    states. The policy sees all n observations at every step; envs whose episode already ended wait
-    for the others (their rows of the policy's output are ignored). Successes are the episodes'
-    ``info["success"]`` (0/1), NaN for return-metric tasks. A deterministic policy gives the same
-    numbers for the same seed.
+    ``envs`` is a list of envs or a vector of them. Env i starts with ``reset(seed=s_i)``, the s_i
+    drawn from ``numpy.random.SeedSequence(seed)``, and continues its own stream for later episodes,
+    so the same seed evaluates on the same initial states. The policy sees all n observations at
+    every step; envs whose episode already ended wait for the others (their rows of the policy's
+    output are ignored). Successes are the episodes' ``info["success"]`` (0/1), NaN for
+    return-metric tasks. A deterministic policy gives the same numbers for the same seed.
     """
-    n = len(envs)
-    _common_sizes(envs)
+    vec: Vector = VecEnv(envs) if isinstance(envs, Sequence) else envs
+    n = vec.num_envs
     returns = np.zeros((n, episodes))  # (n, episodes)
     successes = np.full((n, episodes), np.nan)  # (n, episodes)
     seeds = np.random.SeedSequence(seed).generate_state(n)  # (n,) uint32
     for episode in range(episodes):
-        obs = np.stack([env.reset(seed=int(s) if episode == 0 else None)[0]
-                        for env, s in zip(envs, seeds, strict=True)])  # (n, obs)
+        obs = vec.reset([int(s) for s in seeds] if episode == 0 else [None] * n)  # (n, obs)
         running = np.ones(n, bool)
         while running.any():
-            actions = np.asarray(policy(obs))  # (n, act)
-            for i in np.flatnonzero(running).tolist():
-                obs[i], reward, terminated, truncated, info = envs[i].step(actions[i])
-                returns[i, episode] += reward
-                if terminated or truncated:
-                    running[i] = False
-                    if envs[i].task.metric == "success":
-                        successes[i, episode] = info["success"]
+            out = vec.step(np.asarray(policy(obs)), active=running, auto_reset=False)
+            obs = out.next_obs
+            ended = running & (out.terminated | out.truncated)
+            returns[ended, episode] = out.episode_return[ended]
+            successes[ended, episode] = out.episode_success[ended]
+            running &= ~ended
     return returns, successes
 
 
@@ -127,3 +310,8 @@ def _common_sizes(envs: Sequence[Env]) -> tuple[int, int]:
         raise InputError(f"envs stepped together must share observation and action sizes: {found}")
     (obs_size, act_size), = sizes
     return obs_size, act_size
+
+
+def padded_sizes(envs: Sequence[Env]) -> tuple[int, int]:
+    """The largest observation and action sizes of ``envs`` (what a multi-task job pads to)."""
+    return max(e.observation_size for e in envs), max(e.action_size for e in envs)

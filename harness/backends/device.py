@@ -1,13 +1,16 @@
-"""The training driver for MuJoCo Playground tasks, with the whole step on the JAX device.
+"""The device backend: tasks with a batched JAX environment (MuJoCo Playground), the whole step on
+the JAX device.
 
-:func:`train_group_on_device` has the contract of :func:`harness.runner.train_group` (the same
-run records, curve metrics, budget, evaluation, logging and checkpoint-after-evaluation resume)
-but keeps everything on the default JAX device: S seeds x E Playground envs stepped by
-:class:`harness.envs.playground_batch.BatchEnv`, a replay ring buffer of arrays (S, E, C, ...),
-and one jitted call (:func:`_advance`, a ``lax.fori_loop``) that runs up to ``chunk`` vectorised steps
-of act -> env step -> replay write -> sample -> update. The host touches the device once per
-chunk: it reads the chunk's per-step outputs (agent metrics, finished episodes' returns) and
-writes them to the curve shards exactly as the host loop would have, step by step.
+:func:`train` runs a single-task job through the same lifecycle as the host backend
+(:mod:`harness.lifecycle`: run records, curve metrics, budget, evaluation, logging and
+checkpoint-after-evaluation resume) but keeps everything on the default JAX device: S seeds x E
+Playground envs stepped by :class:`harness.envs.playground_batch.BatchEnv`, a replay ring buffer of
+arrays (S, E, C, ...), and one jitted call (:func:`_advance`, a ``lax.fori_loop``) that runs up to
+``chunk`` vectorised steps of act -> env step -> replay write -> sample -> update. The replay's
+n-step sampling is :func:`harness.replay.nstep`, the host backend's, on JAX arrays. The host
+touches the device once per chunk: it reads the chunk's per-step outputs (agent metrics, finished
+episodes' returns) and writes them to the curve shards exactly as the host backend would have,
+step by step.
 
 Randomness is per seed: seed ``s`` starts from ``PRNGKey(s)``, split into the agent's key, its
 init key, the loop's key (warm-up actions and replay sampling), the envs' reset streams and their
@@ -17,13 +20,12 @@ steps) and runs them in parallel, deterministically, for a whole episode.
 
 Resuming: a checkpoint after each evaluation holds the agent states, the replay's filled part,
 the envs' states (Playground's states and key streams), all keys, the counters and the curve
-shards' byte lengths; a restarted group truncates its shards to those lengths and continues as if
-it had never stopped (unlike the host loop, the envs' episodes carry on too).
+shards' byte lengths; a restarted job truncates its shards to those lengths and continues as if
+it had never stopped (unlike the host backend, the envs' episodes carry on too).
 """
 
 from __future__ import annotations
 
-import pickle
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -37,21 +39,11 @@ import numpy as np
 import agents
 from agents.base import AgentConfig
 from harness import catalog
+from harness import replay as replay_rule
 from harness.envs.playground_batch import BatchEnv, EnvState
-from harness.layout import group_dir, now, read_status, run_dir, write_run_record
-from harness.manifest import RunGroup
-from harness.runner import (
-    Counters,
-    ProgressFn,
-    Shards,
-    environment_facts,
-    log_metrics,
-    make_learner,
-    make_observer,
-    make_policy,
-    record_evaluation,
-    save_checkpoint,
-)
+from harness.lifecycle import Counters, JobFiles, ProgressFn, eval_due, log_episodes, log_metrics, record_evaluation
+from harness.manifest import Job
+from harness.vmapped import make_learner, make_observer, make_policy
 
 MAX_CHUNK = 500
 """Most vectorised steps in one jitted call (the host reports progress between calls)."""
@@ -96,9 +88,6 @@ class Replay(NamedTuple):
     size: jax.Array  # () int32, positions filled
 
 
-_REPLAY_ARRAYS = ("obs", "action", "reward", "next_obs", "terminated", "ended")
-
-
 class Carry(NamedTuple):
     """Everything a group's loop carries from one vectorised step to the next."""
 
@@ -135,38 +124,30 @@ def _replay_add(replay: Replay, *values: jax.Array) -> Replay:
     """Write one transition per (seed, env): obs (S, E, obs), action, reward (S, E), next_obs,
     terminated, ended."""
     arrays = {name: jax.lax.dynamic_update_index_in_dim(getattr(replay, name), value, replay.ptr, 2)
-              for name, value in zip(_REPLAY_ARRAYS, values, strict=True)}
+              for name, value in zip(replay_rule.ARRAYS, values, strict=True)}
     cap = replay.reward.shape[2]
     return replay._replace(**arrays, ptr=(replay.ptr + 1) % cap, size=jnp.minimum(replay.size + 1, cap))
 
 
 def _replay_sample(cfg: AgentConfig, replay: Replay, keys: jax.Array) -> dict[str, jax.Array]:
     """``updates_per_step`` minibatches of n-step transitions per seed, arrays (S, U, B, ...);
-    ``keys (S, 2)``. The n-step sums stop at episode ends, as in :class:`harness.runner.Replay`."""
+    ``keys (S, 2)``. A single-task job: every ``task_id`` is 0."""
     shape = (cfg.updates_per_step, cfg.batch_size)
 
     def per_seed(arrays: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
         num_envs, cap = arrays["reward"].shape
-        usable = replay.size - (cfg.n_step - 1)  # the newest n-1 positions lack their n-step future
         key_env, key_pos = jax.random.split(key)
         e = jax.random.randint(key_env, shape, 0, num_envs)
-        base = (replay.ptr - replay.size + jax.random.randint(key_pos, shape, 0, usable)) % cap  # (U, B)
-        reward = jnp.zeros(shape, jnp.float32)
-        discount = jnp.zeros(shape, jnp.float32)
-        next_obs = jnp.zeros((*shape, arrays["obs"].shape[-1]), jnp.float32)
-        alive = jnp.ones(shape, bool)
-        for k in range(cfg.n_step):
-            pos = (base + k) % cap
-            ended = arrays["ended"][e, pos]
-            reward += jnp.where(alive, cfg.gamma**k * arrays["reward"][e, pos], 0.0)
-            next_obs = jnp.where(alive[..., None], arrays["next_obs"][e, pos], next_obs)
-            stop = alive & (ended | (k == cfg.n_step - 1))
-            discount = jnp.where(stop, cfg.gamma ** (k + 1) * ~arrays["terminated"][e, pos], discount)
-            alive &= ~ended
-        return {"obs": arrays["obs"][e, base], "action": arrays["action"][e, base], "reward": reward,
-                "discount": discount, "next_obs": next_obs}
+        offsets = jax.random.randint(key_pos, shape, 0, replay_rule.usable(replay.size, cfg.n_step))
+        base = replay_rule.positions(replay.ptr, replay.size, offsets, cap)  # (U, B)
 
-    return jax.vmap(per_seed)({name: getattr(replay, name) for name in _REPLAY_ARRAYS}, keys)
+        def take(name: str, pos: jax.Array) -> jax.Array:
+            return arrays[name][e, pos]
+
+        batch = replay_rule.nstep(jnp, take, base, cap, cfg.n_step, cfg.gamma)
+        return {**batch, "task_id": jnp.zeros(shape, jnp.int32)}
+
+    return jax.vmap(per_seed)({name: getattr(replay, name) for name in replay_rule.ARRAYS}, keys)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,7 +194,7 @@ def _one_step(loop: Loop, env: BatchEnv, carry: Carry, warm: jax.Array) -> tuple
         return draw(now_keys), (keys[0], loop_keys)
 
     def policy(state: Any, keys: Keys) -> tuple[jax.Array, Keys]:
-        action, agent_keys = explore(state, obs, keys[0], carry.episode_keys)
+        action, agent_keys = explore(state, obs, keys[0], carry.episode_keys, jnp.zeros(n_envs, jnp.int32))
         return action, (agent_keys, keys[1])
 
     state = carry.agent
@@ -234,7 +215,8 @@ def _one_step(loop: Loop, env: BatchEnv, carry: Carry, warm: jax.Array) -> tuple
         rewards = jnp.where(at == steps_before[..., None], reward[..., None], rewards)  # (S, E, T)
         valid = at < steps_before[..., None] + 1
         episodes = jnp.where(valid, rewards, 0.0)
-        state = jax.lax.cond(jnp.any(ended), lambda s: observe(s, episodes, valid, truncated, ended),
+        task_ids = jnp.zeros(n_envs, jnp.int32)
+        state = jax.lax.cond(jnp.any(ended), lambda s: observe(s, episodes, valid, truncated, ended, task_ids),
                              lambda s: s, state)
 
     learned, metrics = jnp.zeros((), bool), {}
@@ -302,7 +284,8 @@ def _evaluate(loop: Loop, state: Any, keys: jax.Array, seeds: jax.Array, env_ste
 
     def body(c: tuple[EnvState, jax.Array, jax.Array], _: None) -> tuple[tuple[EnvState, jax.Array, jax.Array], None]:
         env_state, total, running = c
-        action, _ = greedy(state, env.obs(env_state).reshape(n_seeds, m, -1), keys, episode_keys)
+        obs = env.obs(env_state).reshape(n_seeds, m, -1)
+        action, _ = greedy(state, obs, keys, episode_keys, jnp.zeros(m, jnp.int32))
         env_state, step = env.step(env_state, action.reshape(n_seeds * m, -1), auto_reset=False)
         total = total + jnp.where(running, step.reward, 0.0)
         return (env_state, total, running & ~(step.terminated | step.truncated)), None
@@ -316,84 +299,76 @@ def _evaluate(loop: Loop, state: Any, keys: jax.Array, seeds: jax.Array, env_ste
 # The host loop
 
 
-def train_group_on_device(group: RunGroup, results: Path, progress: ProgressFn | None = None) -> None:
-    """Train (or resume, or skip if finished) the seeds of one group of a Playground task on the
-    default JAX device; the contract of :func:`harness.runner.train_group`."""
-    specs = group.runs
-    if all(read_status(results, s.run_id) == "finished" for s in specs):
+def train(job: Job, results: Path, progress: ProgressFn | None = None, step_workers: int | None = None) -> None:
+    """Train (or resume, or skip if finished) a single-task job on the default JAX device; raises if
+    training fails. ``step_workers`` does not apply (the envs step on the device)."""
+    del step_workers
+    files = JobFiles(job, results)
+    if files.finished():
         return
-    first = specs[0]
-    task = catalog.resolve(first.task)
-    agent = agents.get(first.agent.algo)
-    cfg: AgentConfig = first.agent.config
-    n_seeds, n_envs = len(specs), cfg.num_envs
+    (task,) = [catalog.resolve(name) for name in job.tasks]
+    agent = agents.get(job.agent.algo)
+    cfg: AgentConfig = job.agent.config
+    n_seeds, n_envs = len(job.seeds), cfg.num_envs
     per_iter = n_envs * task.action_repeat
     env = BatchEnv(task)  # checks the task before any record says "running"
-    facts = environment_facts()
-    started = now()
-    for spec in specs:
-        write_run_record(results, spec, status="running", started_at=started, **facts)
+    device = jax.devices()[0]
+    files.start(f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":"))
 
-    loop = Loop(task, agent, cfg, n_seeds, n_envs, max(1, cfg.replay_capacity // n_envs), first.eval_episodes,
-                min(MAX_CHUNK, -(-first.eval_every // per_iter)))
-    seeds = jnp.asarray([s.seed for s in specs], jnp.int32)
-    ckpt = group_dir(results, group.group_id) / "checkpoint.pkl"
-    shards = Shards([run_dir(results, s.run_id) for s in specs])
-    saved = _load(ckpt)
+    loop = Loop(task, agent, cfg, n_seeds, n_envs, max(1, cfg.replay_capacity // n_envs), job.eval_episodes,
+                min(MAX_CHUNK, -(-job.eval_every // per_iter)))
+    seeds = jnp.asarray(job.seeds, jnp.int32)
+    saved = files.load()
     if saved is None:
-        carry, counters = _start(loop, seeds), Counters(next_eval=first.eval_every)
+        carry, counters = _start(loop, seeds), Counters(next_eval=job.eval_every)
     else:
         carry, counters = _restore(loop, saved, env), saved["counters"]
-    shards.open(saved["offsets"] if saved is not None else None)
+    shards = files.shards
 
     pending: list[dict[str, Any]] = []  # agent metrics (S, U) of the updates since the last log
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
     try:
-        while counters.env_steps < first.budget:
-            target = min(counters.next_eval, first.budget)
+        while counters.env_steps < job.budget:
+            target = min(counters.next_eval, job.budget)
             count = min(loop.chunk, -(-(target - counters.env_steps) // per_iter))
             warmup_left = min(max(cfg.warmup_steps - counters.env_steps, 0), loop.chunk * per_iter)
             carry, out = _advance(loop, carry, jnp.int32(warmup_left), jnp.int32(count))
             host: StepOut = jax.device_get(out)  # waits for the chunk
             for i in range(count):
                 counters.env_steps += per_iter
-                for s in range(n_seeds):  # NaN where no episode ended: Shards.write skips it
-                    shards.write(s, "train/episode_return", counters.env_steps, float(host.episode_return[i, s]))
+                log_episodes(job, shards, np.asarray(host.episode_return[i]).reshape(n_seeds, 1, 1), None,
+                             counters.env_steps)
                 if host.learned[i]:
                     counters.updates += cfg.updates_per_step
                     pending.append({name: np.asarray(values[i]) for name, values in host.metrics.items()})
-                if len(pending) * cfg.updates_per_step >= first.log_every:
-                    log_metrics(shards, pending, n_seeds, counters.env_steps)
+                if len(pending) * cfg.updates_per_step >= job.log_every:
+                    log_metrics(job, shards, pending, counters.env_steps)
                     pending = []
 
             tick = time.perf_counter()
             elapsed = max(tick - window[0], 1e-9)
             sps = (counters.env_steps - window[1]) / elapsed
-            if counters.env_steps >= counters.next_eval or counters.env_steps >= first.budget:
+            if eval_due(job, counters):
                 counters.wall_s += tick - clock
                 clock = tick
                 ups = (counters.updates - window[2]) / elapsed
                 returns = np.asarray(_evaluate(loop, carry.agent, carry.keys, seeds,
-                                               jnp.uint32(counters.env_steps % 2**32)))
-                record_evaluation(shards, task, counters, first.eval_every, returns, None, sps, ups)
-                offsets = shards.flush()
-                save_checkpoint(ckpt, {**_checkpoint(carry), "counters": counters, "offsets": offsets})
+                                               jnp.uint32(counters.env_steps % 2**32)))  # (S, M)
+                record_evaluation(job, shards, counters, returns[:, None], None, sps, ups)
+                files.save({**_checkpoint(carry), "counters": counters})
                 window = (time.perf_counter(), counters.env_steps, counters.updates)
             if progress is not None:
-                progress(group.group_id, counters.env_steps, first.budget, sps, counters.last_eval)
+                progress(job.job_id, counters.env_steps, job.budget, sps, counters.last_eval)
     finally:
         shards.close()
-    finished = now()
-    for spec in specs:
-        write_run_record(results, spec, status="finished", finished_at=finished, wall_seconds=counters.wall_s)
-    ckpt.unlink(missing_ok=True)
+    files.finish(counters)
 
 
 def _checkpoint(carry: Carry) -> dict[str, Any]:
     """The carry on the host, its replay cut to the filled part."""
     size = int(carry.replay.size)
-    arrays = {name: np.asarray(getattr(carry.replay, name)[:, :, :size]) for name in _REPLAY_ARRAYS}
+    arrays = {name: np.asarray(getattr(carry.replay, name)[:, :, :size]) for name in replay_rule.ARRAYS}
     rest = {name: getattr(carry, name) for name in Carry._fields if name != "replay"}
     return {"carry": jax.device_get(rest), "replay": arrays, "ptr": int(carry.replay.ptr), "size": size}
 
@@ -402,10 +377,6 @@ def _restore(loop: Loop, saved: dict[str, Any], env: BatchEnv) -> Carry:
     """A carry from a checkpoint (see :func:`_checkpoint`)."""
     replay = _replay(loop, env.observation_size, env.action_size)
     size = saved["size"]
-    arrays = {name: getattr(replay, name).at[:, :, :size].set(saved["replay"][name]) for name in _REPLAY_ARRAYS}
+    arrays = {name: getattr(replay, name).at[:, :, :size].set(saved["replay"][name]) for name in replay_rule.ARRAYS}
     filled = replay._replace(**arrays, ptr=jnp.int32(saved["ptr"]), size=jnp.int32(size))
     return Carry(replay=filled, **jax.tree_util.tree_map(jnp.asarray, saved["carry"]))
-
-
-def _load(path: Path) -> dict[str, Any] | None:
-    return pickle.loads(path.read_bytes()) if path.exists() else None

@@ -1,0 +1,236 @@
+"""The host backend: simulators stepped by the runner on the CPU, the agent on the JAX device.
+
+A job of S seeds over T tasks steps S x T x E envs in lockstep (E = the agent's ``num_envs`` per
+seed and task), env columns task-major: column ``t * E + e`` of a seed is env ``e`` of task ``t``.
+The agent states are stacked over seeds and ``act``/``update`` ``jax.vmap``ped over them. In a
+multi-task job observations are zero-padded to the job's largest observation size, the policy acts
+in the largest action space and each env takes its own first entries, and every column's task
+reaches the agent as its ``task_id``. The simulators of a multi-task job step in worker processes
+(:class:`harness.envs.vector.ParallelVecEnv`) unless ``step_workers`` says otherwise.
+
+The update is dispatched before the environments step, so that XLA computes it while the
+simulators run; it samples the replay as it was before this step's transitions.
+
+Resuming is exact: a checkpoint holds the agent states, keys, replay, generator, the pending
+agent metrics, the episode keys and rewards, and every env's episode seed and actions so far, from
+which the env replays its current episode (:meth:`harness.envs.vector.VecEnv.restore`); a resumed
+job continues as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import agents
+from agents.base import AgentConfig
+from harness import catalog, envs
+from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate, padded_sizes
+from harness.lifecycle import (
+    Counters,
+    JobFiles,
+    ProgressFn,
+    env_seed,
+    episode_keys,
+    eval_due,
+    eval_env_seed,
+    log_episodes,
+    log_metrics,
+    record_evaluation,
+)
+from harness.manifest import Job
+from harness.replay import Replay
+from harness.vmapped import make_learner, make_observer, make_policy
+
+
+def train(job: Job, results: Path, progress: ProgressFn | None = None, step_workers: int | None = None) -> None:
+    """Train (or resume, or skip if finished) a job; raises if training fails. ``step_workers``:
+    processes stepping the simulators (None: one per core for a multi-task job, none for a
+    single-task one, whose few envs step faster in this process)."""
+    files = JobFiles(job, results)
+    if files.finished():
+        return
+    tasks = [catalog.resolve(name) for name in job.tasks]
+    agent = agents.get(job.agent.algo)
+    cfg: AgentConfig = job.agent.config
+    n_tasks, n_envs = len(tasks), cfg.num_envs
+    columns = n_tasks * n_envs
+    column_task = np.repeat(np.arange(n_tasks, dtype=np.int32), n_envs)  # (N,)
+    workers = ((os.cpu_count() or 1) if n_tasks > 1 else 1) if step_workers is None else step_workers
+
+    # S x N training envs and S x T evaluation envs, seed-major; seeds differ per env and from evaluation's.
+    train_specs = [(tasks[c // n_envs], env_seed(seed, c, 0)) for seed in job.seeds for c in range(columns)]
+    eval_specs = [(task, eval_env_seed(seed, t)) for seed in job.seeds for t, task in enumerate(tasks)]
+    vec, eval_vec = _vector(train_specs, n_tasks > 1, workers), _vector(eval_specs, n_tasks > 1, workers)
+    try:
+        files.start(_device())
+        _loop(job, files, tasks, agent, cfg, column_task, vec, eval_vec, progress)
+    finally:
+        files.shards.close()
+        vec.close()
+        eval_vec.close()
+
+
+def _vector(specs: list[tuple[catalog.Task, int]], pad: bool, workers: int) -> Vector:
+    """The envs of ``specs``, padded to their largest sizes when ``pad``, in ``workers`` processes
+    when more than one."""
+    if workers > 1:
+        sizes = _sizes({task for task, _ in specs})
+        return ParallelVecEnv([(task.name, seed) for task, seed in specs], sizes, workers)
+    made = [envs.make(task, seed) for task, seed in specs]
+    return VecEnv(made, padded_sizes(made) if pad else None)
+
+
+def _sizes(tasks: set[catalog.Task]) -> tuple[int, int]:
+    """The largest observation and action sizes of ``tasks``, from one env of each."""
+    made = [envs.make(task, 0) for task in tasks]
+    try:
+        return padded_sizes(made)
+    finally:
+        for env in made:
+            env.close()
+
+
+def _device() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":")
+
+
+def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Agent[Any, Any], cfg: AgentConfig,
+          column_task: np.ndarray, vec: Vector, eval_vec: Vector, progress: ProgressFn | None) -> None:
+    n_seeds, n_tasks, columns = len(job.seeds), len(tasks), len(column_task)
+    n_envs = columns // n_tasks
+    obs_dim, act_dim = vec.observation_size, vec.action_size
+    init = jax.jit(jax.vmap(partial(agent.init, cfg), in_axes=(0, None, None, None)), static_argnums=(1, 2, 3))
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(job.seeds))  # (S, 2)
+    pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
+    keys, init_keys = pairs[:, 0], pairs[:, 1]
+    state = init(init_keys, obs_dim, act_dim, n_tasks)
+    replay = Replay(n_seeds, column_task, max(1, cfg.replay_capacity // n_envs), obs_dim, act_dim)
+    rng = np.random.default_rng(list(job.seeds))
+    counters = Counters(next_eval=job.eval_every)
+    seeds = list(job.seeds)
+    longest = max(-(-t.episode_length // t.action_repeat) for t in tasks)
+    episodes = EpisodeRewards(n_seeds, columns, longest)
+    pending: list[dict[str, Any]] = []  # agent metrics (S, U) since the last log (on the device until logged)
+    saved = files.load()
+    if saved is None:
+        obs = vec.reset([env_seed(seed, c, 0) for seed in job.seeds for c in range(columns)])
+        ep_keys = episode_keys(seeds, np.ones((n_seeds, columns), bool), 0,
+                               np.zeros((n_seeds, columns, 2), np.uint32))  # (S, N, 2)
+    else:
+        state = jax.tree_util.tree_map(jnp.asarray, saved["state"])
+        keys = jnp.asarray(saved["keys"])
+        replay.restore(saved["replay"])
+        rng.bit_generator.state = saved["rng"]
+        counters = saved["counters"]
+        obs = vec.restore(saved["envs"])
+        ep_keys = saved["episode_keys"]
+        episodes.rewards, episodes.length = saved["episode_rewards"]
+        pending = saved["pending"]
+    shards = files.shards
+
+    explore = make_policy(agent, cfg, deterministic=False)
+    greedy = make_policy(agent, cfg, deterministic=True)
+    learn = make_learner(agent, cfg)
+    observe = make_observer(agent, cfg) if agent.observe_episode is not None else None
+    task_ids = jnp.asarray(column_task)  # (N,)
+    eval_task_ids = jnp.arange(n_tasks, dtype=jnp.int32)  # (T,)
+    steps_per_iter = n_envs * tasks[0].action_repeat
+    clock = time.perf_counter()
+    window = (clock, counters.env_steps, counters.updates)
+    seed_tasks = (n_seeds, n_tasks, n_envs)
+    while counters.env_steps < job.budget:
+        if counters.env_steps < cfg.warmup_steps:
+            action = rng.uniform(-1.0, 1.0, (n_seeds * columns, act_dim)).astype(np.float32)
+        else:
+            actions, keys = explore(state, obs.reshape(n_seeds, columns, obs_dim), keys, ep_keys, task_ids)
+            action = np.asarray(actions).reshape(n_seeds * columns, act_dim)
+        learning = counters.env_steps >= cfg.warmup_steps and cfg.updates_per_step > 0
+        if learning and replay.size >= cfg.n_step:
+            batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
+            state, metrics, keys = learn(state, batch, keys)
+            counters.updates += cfg.updates_per_step
+            pending.append(metrics)
+        step = vec.step(action)
+        replay.add(*(x.reshape((n_seeds, columns, *x.shape[1:])) for x in (
+            obs, action, step.reward, step.next_obs, step.terminated, step.terminated | step.truncated)))
+        obs = step.obs
+        counters.env_steps += steps_per_iter
+        ended = (step.terminated | step.truncated).reshape(n_seeds, columns)
+        if observe is not None:
+            episodes.add(step.reward.reshape(n_seeds, columns))
+            if ended.any():
+                truncated = (step.truncated & ~step.terminated).reshape(n_seeds, columns)
+                state = observe(state, *episodes.finished(ended), truncated, ended, task_ids)
+        if ended.any():
+            ep_keys = episode_keys(seeds, ended, counters.env_steps, ep_keys)
+        log_episodes(job, shards, step.episode_return.reshape(seed_tasks), step.episode_success.reshape(seed_tasks),
+                     counters.env_steps)
+        if len(pending) * cfg.updates_per_step >= job.log_every:
+            log_metrics(job, shards, jax.device_get(pending), counters.env_steps)
+            pending = []
+
+        if eval_due(job, counters):
+            tick = time.perf_counter()
+            counters.wall_s += tick - clock
+            clock = tick
+            elapsed = max(tick - window[0], 1e-9)
+            sps = (counters.env_steps - window[1]) / elapsed
+            ups = (counters.updates - window[2]) / elapsed
+            # Keys do not advance; each seed's first columns give the episode keys (unused when greedy).
+            policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
+            returns, successes = evaluate(eval_vec, policy, job.eval_episodes, seed=counters.env_steps)
+            per_run = (n_seeds, n_tasks, job.eval_episodes)
+            record_evaluation(job, shards, counters, returns.reshape(per_run), successes.reshape(per_run), sps, ups)
+            files.save({"state": jax.device_get(state), "keys": np.asarray(keys), "replay": replay.state(),
+                        "rng": rng.bit_generator.state, "counters": counters, "envs": vec.state(),
+                        "episode_keys": ep_keys, "episode_rewards": (episodes.rewards, episodes.length),
+                        "pending": jax.device_get(pending)})
+            window = (time.perf_counter(), counters.env_steps, counters.updates)
+            if progress is not None:
+                progress(job.job_id, counters.env_steps, job.budget, sps, counters.last_eval)
+        elif progress is not None and counters.env_steps % (50 * steps_per_iter) == 0:
+            elapsed = max(time.perf_counter() - window[0], 1e-9)
+            progress(job.job_id, counters.env_steps, job.budget, (counters.env_steps - window[1]) / elapsed,
+                     counters.last_eval)
+    files.finish(counters)
+
+
+def _greedy_numpy(greedy: Any, state: Any, keys: jax.Array, ep_keys: np.ndarray, task_ids: jax.Array,
+                  obs: np.ndarray) -> np.ndarray:
+    """Evaluation actions (S * T, act) for one observation per seed and task (S * T, obs), seed-major;
+    ep_keys (S, T, 2), task_ids (T,)."""
+    n_seeds = ep_keys.shape[0]
+    actions, _ = greedy(state, obs.reshape(n_seeds, -1, obs.shape[-1]), keys, ep_keys, task_ids)
+    return np.asarray(actions).reshape(obs.shape[0], -1)
+
+
+class EpisodeRewards:
+    """The rewards of each (seed, env column)'s current training episode, for agents that observe episodes."""
+
+    def __init__(self, seeds: int, num_envs: int, max_length: int) -> None:
+        self.rewards = np.zeros((seeds, num_envs, max(1, max_length)), np.float32)  # (S, N, T), grows if needed
+        self.length = np.zeros((seeds, num_envs), np.int64)  # (S, N) steps of the current episode so far
+
+    def add(self, reward: np.ndarray) -> None:
+        """Append one step's rewards (S, N)."""
+        if self.length.max() >= self.rewards.shape[-1]:  # an episode longer than the catalog says
+            self.rewards = np.concatenate([self.rewards, np.zeros_like(self.rewards)], axis=-1)
+        s, e = np.indices(self.length.shape)
+        self.rewards[s, e, self.length] = reward
+        self.length += 1
+
+    def finished(self, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rewards (S, N, T), valid (S, N, T)) of all columns; the ``ended`` (S, N) ones start over."""
+        valid = np.arange(self.rewards.shape[-1]) < self.length[..., None]
+        rewards = np.where(valid, self.rewards, 0.0).astype(np.float32)
+        self.length[ended] = 0
+        return rewards, valid
