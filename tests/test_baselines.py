@@ -96,9 +96,7 @@ def test_brc_multitask_recorded_as_multitask(tmp_path):
     assert code == 0, out
     assert "brc-multitask dmc/BRC_multitask: stored" in out
     assert "brc-multitask metaworld/BRC_multitask: stored" in out
-    variants = query(results / "harness.duckdb", "SELECT DISTINCT json_extract_string(meta, '$.variant') "
-                                                 "FROM submissions")
-    assert variants == [("multitask",)]
+    assert query(results / "harness.duckdb", "SELECT DISTINCT variant FROM runs") == [("multitask",)]
 
 
 @needs_data

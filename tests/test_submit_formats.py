@@ -56,10 +56,12 @@ def test_brc_folders_import_with_counts_from_the_arrays(tmp_path, benchmark, var
     last = query(db, f"SELECT r.seed, c.value FROM runs r JOIN curves c USING (run_id) WHERE r.task = '{task}' "
                      f"AND c.step = {50_000 * evaluations} ORDER BY r.seed")
     assert last == [(s, float(v)) for s, v in enumerate(array[:, -1])]
+    expected = {"BRC_multitask": "multitask", "BRC_singletask": "single"}[variant]
+    assert query(db, "SELECT DISTINCT variant FROM runs") == [(expected,)]
     (meta,) = query(db, "SELECT meta FROM submissions")
-    record = json.loads(meta[0])
-    assert record["variant"] == {"BRC_multitask": "multitask", "BRC_singletask": "single"}[variant]
-    assert any("BRC's train.py defaults (eval_interval=50000" in n for n in record["harness_import"]["notes"])
+    record = json.loads(meta[0])["harness_import"]
+    assert record["options"]["variant"] == expected
+    assert any("BRC's train.py defaults (eval_interval=50000" in n for n in record["notes"])
 
 
 @needs_brc
@@ -91,6 +93,10 @@ def test_brc_arrays_are_seeds_by_evaluations(tmp_path):
                        "--step-every", "10")
     assert code == 0, out
     assert "variant single: from the folder name" in out
+    assert query(tmp_path / "r" / "harness.duckdb", "SELECT DISTINCT variant FROM runs") == [("single",)]
+    code, out = submit(folder, tmp_path / "r2", "--format", "brc", "--agent", "a", "--variant", "multitask")
+    assert code == 0, out
+    assert query(tmp_path / "r2" / "harness.duckdb", "SELECT DISTINCT variant FROM runs") == [("multitask",)]
     rows = query(tmp_path / "r" / "harness.duckdb",
                  "SELECT r.seed, list(c.step ORDER BY c.step), list(c.value ORDER BY c.step) "
                  "FROM runs r JOIN curves c USING (run_id) GROUP BY r.seed ORDER BY r.seed")

@@ -20,6 +20,7 @@ from harness.submit import (
     LongColumns,
     Plan,
     ReadOptions,
+    RunVariant,
     StepGrid,
     SubmitOptions,
     list_submissions,
@@ -124,6 +125,10 @@ def submit(
     merge_aliases: Annotated[bool, typer.Option(
         "--merge-aliases",
         help="Store the rows of several published names of one catalog task as that task (listed).")] = False,
+    variant: Annotated[RunVariant | None, typer.Option(
+        "--variant", help="Kind of runs: single (one agent per task), multitask (one agent on all its tasks) "
+                          "or reward_conditioned (default: brc reads it from BRC's folder name, else single).",
+        show_default=False)] = None,
     method: Annotated[str | None, typer.Option(
         "--method", help="dreamerv3: keep the records of this method (needed when a file has several).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
@@ -138,7 +143,7 @@ def submit(
                          grid=_grid(step_start, step_every), method=method),
         agent=agent, suite=suite, meta=_pairs("--meta", meta or []),
         skip_unknown_tasks=skip_unknown_tasks, split_duplicate_seeds=split_duplicate_seeds,
-        merge_aliases=merge_aliases,
+        merge_aliases=merge_aliases, variant=variant,
     )
     store = Store(results / STORE_FILE)
     plan = plan_submission(store, path, options)
@@ -251,7 +256,7 @@ def print_plan(console: Console, plan: Plan) -> None:
         ("files", f"{len(plan.files)} ({sum(f.size for f in plan.files):,} bytes)"),
         ("tasks", str(runs["task"].nunique())), ("runs", str(len(runs))),
         ("seeds", _seed_range(runs["seed"].tolist())), ("points", str(len(plan.points))),
-        *((k, str(v)) for k, v in plan.meta().items() if k != IMPORT_KEY),
+        ("variant", plan.variant), *((k, v) for k, v in options.meta.items()),
     ):
         head.add_row(Text(key, style="bold"), Text(value))
     console.print(head)

@@ -31,7 +31,7 @@ import harness
 from harness import catalog, scores, stats
 from harness.errors import InputError
 from harness.store import Store
-from harness.submit import IMPORT_KEY, VARIANT_KEY
+from harness.submit import IMPORT_KEY
 
 AGGREGATE_NAMES = scores.AGGREGATE_NAMES
 """The aggregates every report shows, in this order."""
@@ -107,8 +107,6 @@ class Submission:
     submitted_at: str
     meta: tuple[tuple[str, str], ...]
     """The submitter's key=value metadata (paper, url, ...)."""
-    variant: str
-    """The kind of runs the submission holds (its metadata's ``variant``; ``single`` when not given)."""
     import_notes: tuple[str, ...]
     """What the harness did to the data on the way in."""
 
@@ -124,9 +122,8 @@ class Agent:
     external: bool
     """True when any of its runs were submitted rather than trained by the harness."""
     variant: str
-    """What kind of runs: ``single`` (one agent per task), ``multitask`` (one agent trained on all its
-    tasks at once), ``reward_conditioned``, or ``mixed``; submissions say it in their metadata
-    (``variant``, set by BRC's importer from its folder names), the harness's own runs are single."""
+    """What kind of runs (the store's ``runs.variant``): ``single`` (one agent per task), ``multitask``
+    (one agent trained on all its tasks at once), ``reward_conditioned``, or ``mixed``."""
     submissions: tuple[Submission, ...]
     tasks_covered: int
     """Selected tasks with at least one finished run of this agent."""
@@ -361,9 +358,7 @@ def _submissions(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str
         meta = json.loads(meta_text)
         given = tuple((str(k), str(v)) for k, v in sorted(meta.items()) if k != IMPORT_KEY)
         notes = tuple(str(n) for n in meta.get(IMPORT_KEY, {}).get("notes", []))
-        variant = str(meta.get(VARIANT_KEY, "single"))
-        out[submission_id] = Submission(submission_id, fmt, f"{submitted_at:%Y-%m-%d %H:%M} UTC", given, variant,
-                                        notes)
+        out[submission_id] = Submission(submission_id, fmt, f"{submitted_at:%Y-%m-%d %H:%M} UTC", given, notes)
     return out
 
 
@@ -516,9 +511,9 @@ def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapp
     per_task = np.count_nonzero(~np.isnan(matrix), axis=0)  # (tasks,)
     curve_per_task = np.count_nonzero((~np.isnan(curves)).any(axis=2), axis=0)  # (tasks,)
     source = SOURCES[selection.source(label)]
-    provenance = tuple(submissions[i] for i in ids if i in submissions)
-    variants = {s.variant for s in provenance} | ({"single"} if source != "submission" else set())
+    variants = set(selection.points.loc[selection.points.label == label, "variant"])
     variant = variants.pop() if len(variants) == 1 else "mixed"
+    provenance = tuple(submissions[i] for i in ids if i in submissions)
     return Agent(label, rank, source, source != "harness", variant, provenance,
                  len(covered), int(per_task.sum()), (int(per_task.min()), int(per_task.max())),
                  aggregates, profile, curve, int(curve_per_task.sum()),

@@ -9,9 +9,9 @@ from __future__ import annotations
 from harness.submit.formats import FORMATS, Format, LongColumns, ReadOptions, SourceFile, StepGrid
 from harness.submit.ingest import (
     IMPORT_KEY,
-    VARIANT_KEY,
     Plan,
     Removed,
+    RunVariant,
     SubmissionDetails,
     SubmitOptions,
     list_submissions,
@@ -25,13 +25,13 @@ from harness.submit.validate import Problem
 __all__ = [
     "FORMATS",
     "IMPORT_KEY",
-    "VARIANT_KEY",
     "Format",
     "LongColumns",
     "Plan",
     "Problem",
     "ReadOptions",
     "Removed",
+    "RunVariant",
     "SourceFile",
     "StepGrid",
     "SubmissionDetails",

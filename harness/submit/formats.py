@@ -67,7 +67,7 @@ defaults to ``eval_interval=50000`` and evaluates when the step count (per task,
 multi-task runs) is a multiple of it, so evaluation ``i`` is at step 50,000 * (i + 1): 20
 evaluations = its default ``max_steps`` of 1M (DMC, MetaWorld), 40 = 2M (HumanoidBench h1), 80 = 4M
 (h1hand)."""
-BRC_VARIANTS = {"BRC_multitask": "multitask", "BRC_singletask": "single"}
+BRC_VARIANTS: dict[str, Literal["single", "multitask"]] = {"BRC_multitask": "multitask", "BRC_singletask": "single"}
 """BRC's ``results/<benchmark>/<folder>`` names and the run variant each holds."""
 
 
@@ -423,7 +423,7 @@ def _read_bro(name: str, data: bytes,
 # brc: .npy arrays (seeds, evaluations)
 
 
-def brc_variant(path: Path) -> str | None:
+def brc_variant(path: Path) -> Literal["single", "multitask"] | None:
     """The run variant BRC's folder name gives (``multitask`` or ``single``), None for another folder."""
     for part in (path.resolve(), *path.resolve().parents):
         if part.name in BRC_VARIANTS:

@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -46,9 +46,9 @@ _STEP_NOTES = {
     "dreamerv3": "step is the record's xs value as published (environment steps as DreamerV3's logger "
                  "counts them), not rescaled",
 }
-VARIANT_KEY = "variant"
-"""The ``submissions.meta`` key that says what kind of runs a submission holds: ``single`` (one task
-per run, the default), ``multitask`` (one agent trained on all tasks at once) or ``reward_conditioned``."""
+RunVariant = Literal["single", "multitask", "reward_conditioned"]
+"""What kind of runs a submission holds (the store's ``runs.variant``): ``single`` (one agent per task,
+the default), ``multitask`` (one agent trained on all its tasks at once) or ``reward_conditioned``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class SubmitOptions:
     """Store each further run under a reused seed label as a new seed instead of rejecting it."""
     merge_aliases: bool = False
     """Store the rows of several published names that mean one catalog task as that one task."""
+    variant: RunVariant | None = None
+    """The kind of runs; None: what the files' folder says (BRC's ``BRC_multitask``), else ``single``."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ class Plan:
 
     options: SubmitOptions
     """The options it was planned with."""
-    variant: str | None
-    """The kind of runs the files' folder says they are (BRC's ``BRC_multitask``: ``multitask``), recorded
-    under :data:`VARIANT_KEY` unless ``--meta`` gives it; None when the format does not say."""
+    variant: RunVariant
+    """The kind of runs, stored in ``runs.variant``: ``SubmitOptions.variant``, else what the files'
+    folder says (BRC's ``BRC_multitask``: ``multitask``), else ``single``."""
     files: tuple[SourceFile, ...]
     """The files read, with their SHA-256 and size."""
     content_sha256: str
@@ -126,16 +128,14 @@ class Plan:
         return pd.DataFrame(rows, columns=columns)
 
     def meta(self) -> dict[str, Any]:
-        """What ``submissions.meta`` records: the submitter's keys, the variant the files' folder gives
-        (BRC's), and how the harness imported it."""
+        """What ``submissions.meta`` records: the submitter's keys, and how the harness imported it."""
         read_options = asdict(self.options.read)
         return {
-            **({VARIANT_KEY: self.variant} if self.variant else {}),
             **self.options.meta,
             IMPORT_KEY: {
                 "options": {**read_options, "skip_unknown_tasks": self.options.skip_unknown_tasks,
                             "split_duplicate_seeds": self.options.split_duplicate_seeds,
-                            "merge_aliases": self.options.merge_aliases},
+                            "merge_aliases": self.options.merge_aliases, "variant": self.variant},
                 "notes": list(self.notes),
                 "skipped_tasks": list(self.skipped),
                 "task_names": dict(self.names),
@@ -188,12 +188,13 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
         step_note = _STEP_NOTES[note_key].format(start=grid.start if grid else 0,
                                                             every=grid.every if grid else 0)
         notes = (step_note, *notes)
-    variant = None
-    if options.read.format == "brc" and VARIANT_KEY not in options.meta:
-        variant = brc_variant(path)
-        notes = (f"variant {variant}: from the folder name" if variant else
-                 f"variant not given: the folder is not one of BRC's ({', '.join(BRC_VARIANTS)}); "
-                 "--meta variant=multitask or variant=single says it", *notes)
+    variant: RunVariant = options.variant or "single"
+    if options.read.format == "brc" and options.variant is None:
+        found = brc_variant(path)
+        variant = found or "single"
+        notes = (f"variant {found}: from the folder name" if found else
+                 f"variant single: the folder is not one of BRC's ({', '.join(BRC_VARIANTS)}); "
+                 "--variant says it", *notes)
     return Plan(options, variant, loaded.files, content, points, tuple(problems), notes, checked.skipped,
                 checked.names, checked.merged)
 
@@ -220,7 +221,7 @@ def store_submission(store: Store, plan: Plan) -> str:
              datetime.now(UTC).replace(tzinfo=None), harness.__version__],
         ).fetchall()
         rows = runs.assign(source="submission", submission_id=plan.submission_id, label=options.agent,
-                           agent=options.agent, suite=options.suite, status="finished")
+                           agent=options.agent, suite=options.suite, status="finished", variant=plan.variant)
         names = [c for c in RUN_COLUMNS if c in rows.columns]
         con.register("_submitted_runs", rows[names])
         try:
