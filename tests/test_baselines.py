@@ -16,6 +16,9 @@ from typer.testing import CliRunner
 from harness.baselines import registry
 from harness.commands.baselines import register
 from harness.errors import HarnessError, InputError
+from harness.leaderboard import BuildOptions
+from harness.leaderboard.data import assemble, read, task_pages
+from harness.store import Store
 from harness.submit.formats import FORMATS
 from tests.test_submit import query
 
@@ -87,6 +90,16 @@ def test_add_from_a_folder_stores_with_provenance_once(tmp_path):
     code, out = cli("baselines", "add", "bro-fast", "--from", DATA / "bro", "--results", results)
     assert code == 0 and "bro-fast BRO_fast: already in the store" in out
     assert query(db, "SELECT count(*) FROM submissions") == [(1,)]
+    # The leaderboard ranks it in BRO's suites, and its agent page carries the citation and licence.
+    store = Store(db)
+    with store.connect(read_only=True) as con:
+        source = read(con, str(db))
+    board = assemble(source, task_pages(source), BuildOptions(reps=200))
+    suite = next(s for s in board.suites if s.name == "bro-dmc")
+    assert [row.label for row in suite.ranked] == ["bro-fast-paper"]
+    (agent,) = board.agents
+    given = dict(agent.submissions[0].meta)
+    assert given["citation"] == registry()["bro-fast"].citation and given["licence"] == "MIT"
 
 
 @needs_data
