@@ -17,6 +17,8 @@ order.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +33,7 @@ from harness import catalog
 from harness import store as store_mod
 from harness.errors import InputError
 from harness.stats import align_curves
+from harness.submit.ingest import IMPORT_KEY
 
 AlignMethod = Literal["nearest", "interpolate"]
 
@@ -236,6 +239,64 @@ def split_runs(points: pd.DataFrame) -> tuple[RunCurve, ...]:
         for i, (s, e) in enumerate(zip(starts, ends, strict=True))
     ]
     return tuple(sorted(runs, key=lambda r: (r.label, r.task, r.run_id)))
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submission's provenance, from the ``submissions`` table (the runs of a selection name theirs)."""
+
+    submission_id: str
+    format: str
+    suite: str
+    submitted_at: str
+    """``YYYY-MM-DD HH:MM:SS UTC``."""
+    harness_version: str
+    content_sha256: str
+    files: tuple[tuple[str, str, int], ...]
+    """(name, SHA-256, size) of every submitted file."""
+    meta: tuple[tuple[str, str], ...]
+    """The submitter's metadata, sorted by key."""
+    link: str
+    """The first http(s) address among ``url`` and ``paper`` ("" when none)."""
+    options: tuple[tuple[str, str], ...]
+    """How the harness read the files."""
+    notes: tuple[str, ...]
+    """What the harness did to the data on the way in."""
+    skipped: tuple[str, ...]
+    """Published task names left out (not in the catalog)."""
+
+
+
+def submissions(con: object, ids: Sequence[str] | None = None) -> dict[str, Submission]:
+    """The provenance of these submissions (None: all), by id in id order."""
+    import duckdb
+
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    rows = con.execute(
+        "SELECT submission_id, format, coalesce(suite, '') AS suite, CAST(files AS VARCHAR) AS files, "
+        "content_sha256, CAST(meta AS VARCHAR) AS meta, submitted_at, harness_version FROM submissions "
+        "WHERE ? OR submission_id IN (SELECT unnest(?)) ORDER BY submission_id",
+        [ids is None, list(ids or [])]).fetchall()
+    out = {}
+    for submission_id, fmt, suite, files, content, meta_text, submitted_at, version in rows:
+        meta = json.loads(meta_text)
+        imported = meta.pop(IMPORT_KEY, {})
+        given = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+                             for k, v in meta.items()))
+        link = next((value for key, value in given if key in ("url", "paper") and is_web_link(value)), "")
+        options = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+                               for k, v in imported.get("options", {}).items() if v not in (None, False)))
+        listed = tuple((str(f["name"]), str(f["sha256"]), int(f["size"])) for f in json.loads(files))
+        out[str(submission_id)] = Submission(
+            str(submission_id), str(fmt), str(suite), pd.Timestamp(submitted_at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            str(version), str(content), listed, given, link, options,
+            tuple(str(n) for n in imported.get("notes", [])), tuple(str(t) for t in imported.get("skipped_tasks", [])))
+    return out
+
+
+def is_web_link(value: str) -> bool:
+    """True for an http(s) address without spaces or quotes: the only kind pages turn into links."""
+    return re.fullmatch(r"https?://[^\s\"'<>]+", value) is not None
 
 
 def at_step(selection: Selection, label: str, tasks: Sequence[str], *, step: int | None = None,

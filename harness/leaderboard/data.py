@@ -30,8 +30,7 @@ import pandas as pd
 import harness
 from harness import catalog, stats
 from harness import scores as scores_mod
-from harness.scores import RunCurve, ScoreMatrix, Selection
-from harness.submit import IMPORT_KEY
+from harness.scores import RunCurve, ScoreMatrix, Selection, Submission
 
 LEVEL = 0.95
 """Confidence level of every interval."""
@@ -170,28 +169,6 @@ class Config:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One submission of an agent label, with its provenance."""
-
-    submission_id: str
-    format: str
-    suite: str
-    submitted_at: str
-    harness_version: str
-    content_sha256: str
-    files: tuple[tuple[str, str, int], ...]
-    """(name, SHA-256, size) of every submitted file."""
-    meta: tuple[tuple[str, str], ...]
-    """The submitter's metadata, sorted by key."""
-    link: str
-    """The first http(s) address among ``url`` and ``paper`` ("" when none)."""
-    options: tuple[tuple[str, str], ...]
-    """How the harness read the files."""
-    notes: tuple[str, ...]
-    skipped: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Agent:
     """An agent label with its provenance and coverage."""
 
@@ -249,8 +226,8 @@ class Source:
     """task -> its normalisation, as text."""
     run_rows: pd.DataFrame
     """The ``runs`` table (provenance columns)."""
-    submissions: pd.DataFrame
-    """The ``submissions`` table."""
+    submissions: Mapping[str, Submission]
+    """Every submission's provenance, by id."""
 
     @property
     def by_pair(self) -> Mapping[tuple[str, str], Sequence[RunCurve]]:
@@ -276,10 +253,7 @@ def read(con: Any, store_path: str) -> Source:
     run_rows = con.execute(
         "SELECT run_id, source, submission_id, label, agent, tag, config_hash, CAST(config AS VARCHAR) AS config, "
         "budget, git_commit, status FROM runs ORDER BY run_id").df()
-    submissions = con.execute(
-        "SELECT submission_id, agent, format, coalesce(suite, '') AS suite, CAST(files AS VARCHAR) AS files, "
-        "content_sha256, CAST(meta AS VARCHAR) AS meta, submitted_at, harness_version FROM submissions "
-        "ORDER BY submission_id").df()
+    submissions = scores_mod.submissions(con)
     task_rows = con.execute("SELECT task, metric, norm_low, norm_high FROM tasks ORDER BY task").df()
     stamp = Stamp(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), store_path, len(run_rows),
                   int((run_rows.status == "finished").sum()), harness.__version__)
@@ -402,7 +376,7 @@ def _efficiency(label: str, tasks: Sequence[str], selection: Selection, rng: np.
                                           level=LEVEL, allow_unequal=True)["iqm"]
 
 
-def _agent(label: str, run_rows: pd.DataFrame, submissions: pd.DataFrame,
+def _agent(label: str, run_rows: pd.DataFrame, submissions: Mapping[str, Submission],
            summaries: Mapping[tuple[str, str], TaskAgent], suites: Sequence[Suite]) -> Agent:
     mine = run_rows[(run_rows.label == label) & (run_rows.status == "finished")]
     sources = set(mine.source)
@@ -418,29 +392,9 @@ def _agent(label: str, run_rows: pd.DataFrame, submissions: pd.DataFrame,
             len(part), tuple(sorted({int(b) for b in part.budget.dropna()})),
             tuple(sorted({str(c) for c in part.git_commit.dropna()}))))
     ids = set(mine.submission_id.dropna())
-    subs = tuple(_submission(row) for row in submissions.itertuples() if row.submission_id in ids)
+    subs = tuple(submissions[i] for i in sorted(ids) if i in submissions)
     tasks = tuple(sorted((task, s) for (task, lab), s in summaries.items() if lab == label))
     covered = {task for task, _ in tasks}
     coverage = tuple((s.name, sum(t in covered for t in s.tasks), len(s.tasks)) for s in suites
                      if any(t in covered for t in s.tasks))
     return Agent(label, source, tuple(configs), subs, tasks, coverage)
-
-
-def _submission(row: Any) -> Submission:
-    meta = json.loads(row.meta)
-    imported = meta.pop(IMPORT_KEY, {})
-    given = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in meta.items()))
-    link = next((value for key, value in given if key in ("url", "paper") and _is_web_link(value)), "")
-    options = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-                           for k, v in imported.get("options", {}).items() if v not in (None, False)))
-    files = tuple((str(f["name"]), str(f["sha256"]), int(f["size"])) for f in json.loads(row.files))
-    return Submission(str(row.submission_id), str(row.format), str(row.suite),
-                      pd.Timestamp(row.submitted_at).strftime("%Y-%m-%d %H:%M:%S UTC"), str(row.harness_version),
-                      str(row.content_sha256), files, given, link, options,
-                      tuple(str(n) for n in imported.get("notes", [])),
-                      tuple(str(s) for s in imported.get("skipped_tasks", [])))
-
-
-def _is_web_link(value: str) -> bool:
-    """True for an http(s) address without spaces or quotes: the only kind the pages turn into links."""
-    return re.fullmatch(r"https?://[^\s\"'<>]+", value) is not None

@@ -18,12 +18,10 @@ every deviation from "all agents, all tasks, equal runs" is stated in ``Report.n
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,7 +29,6 @@ import harness
 from harness import catalog, scores, stats
 from harness.errors import InputError
 from harness.store import Store
-from harness.submit import IMPORT_KEY
 
 AGGREGATE_NAMES = scores.AGGREGATE_NAMES
 """The aggregates every report shows, in this order."""
@@ -43,8 +40,9 @@ PROFILE_POINTS = 101
 """Thresholds of the performance profile, evenly spaced over [0, 1] widened to the scores' range
 (rounded out to 0.1)."""
 
-REPORT_FORMAT = 1
-"""Version of the report's JSON layout."""
+REPORT_FORMAT = 2
+"""Version of the report's JSON layout (2: agents' ``variant``; submissions as :class:`harness.scores.Submission`,
+their import notes under ``notes``)."""
 
 Source = Literal["harness", "submission", "mixed"]
 SOURCES: dict[str, Source] = {"harness": "harness", "submission": "submission", "mixed": "mixed"}
@@ -99,19 +97,6 @@ class Band:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """Provenance of an external (submitted) agent's runs, from the ``submissions`` table."""
-
-    submission_id: str
-    format: str
-    submitted_at: str
-    meta: tuple[tuple[str, str], ...]
-    """The submitter's key=value metadata (paper, url, ...)."""
-    import_notes: tuple[str, ...]
-    """What the harness did to the data on the way in."""
-
-
-@dataclass(frozen=True)
 class Agent:
     """One agent label: where its runs come from and its results on the compared tasks."""
 
@@ -124,7 +109,8 @@ class Agent:
     variant: str
     """What kind of runs (the store's ``runs.variant``): ``single`` (one agent per task), ``multitask``
     (one agent trained on all its tasks at once), ``reward_conditioned``, or ``mixed``."""
-    submissions: tuple[Submission, ...]
+    submissions: tuple[scores.Submission, ...]
+    """Provenance of its submitted runs."""
     tasks_covered: int
     """Selected tasks with at least one finished run of this agent."""
     runs: int
@@ -251,7 +237,7 @@ def build(store: Store, options: ReportOptions) -> Report:
         selection = scores.load(con, tasks=options.tasks, labels=options.agents)
         labels = selection.labels
         submission_ids = sorted(set(selection.points.submission_id.dropna()))
-        submissions = _submissions(con, submission_ids)
+        submissions = scores.submissions(con, submission_ids)
     tasks = selection.tasks
     matrices = {
         label: scores.at_step(selection, label, tasks, step=options.step, method=options.align,
@@ -344,22 +330,6 @@ def _check_options(options: ReportOptions) -> None:
 def _input_error(what: str, error: stats.StatsInputError) -> InputError:
     """The statistics' refusal as a message for the user (the report's checks should leave none)."""
     return InputError(f"{what}: {error}")
-
-
-def _submissions(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, Submission]:
-    """Provenance of these submissions, by id."""
-    if not ids:
-        return {}
-    rows = con.execute(
-        "SELECT submission_id, format, meta, submitted_at FROM submissions "
-        "WHERE submission_id IN (SELECT unnest(?)) ORDER BY submission_id", [list(ids)]).fetchall()
-    out = {}
-    for submission_id, fmt, meta_text, submitted_at in rows:
-        meta = json.loads(meta_text)
-        given = tuple((str(k), str(v)) for k, v in sorted(meta.items()) if k != IMPORT_KEY)
-        notes = tuple(str(n) for n in meta.get(IMPORT_KEY, {}).get("notes", []))
-        out[submission_id] = Submission(submission_id, fmt, f"{submitted_at:%Y-%m-%d %H:%M} UTC", given, notes)
-    return out
 
 
 def _where(step: int | None) -> str:
@@ -503,7 +473,7 @@ def _task_rows(selection: scores.Selection, options: ReportOptions, labels: Sequ
     return tuple(rows)
 
 
-def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapping[str, Submission],
+def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapping[str, scores.Submission],
            covered: set[str], matrix: NDArray[np.float64], aggregates: Mapping[str, Estimate], profile: Band,
            curve: Band, curves: NDArray[np.float64]) -> Agent:
     """matrix: (runs, tasks) scores at the report's step; curves: (runs, tasks, steps) on the used steps."""
