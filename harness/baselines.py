@@ -26,6 +26,7 @@ from harness.errors import Finding, InputError
 from harness.store import Store
 from harness.submit import Format, ReadOptions, StepGrid, SubmitOptions, plan_submission, store_submission
 from harness.submit.formats import FORMATS
+from harness.submit.ingest import NOTHING_LEFT
 
 REGISTRY = Path(__file__).with_name("baselines.toml")
 RAW_URL = "https://raw.githubusercontent.com/{repository}/{commit}/{path}"
@@ -221,7 +222,7 @@ def _add_part(store: Store, baseline: Baseline, part: Part, root: Path) -> Added
     same = [p for p in plan.problems if p.value.startswith("the same files as submission")]
     if same:
         return Added(baseline.name, part.local, "present", plan.submission_id)
-    if plan.points.empty and plan.skipped and len(plan.problems) == 1:
+    if plan.skipped and [p.value for p in plan.problems] == [NOTHING_LEFT]:
         return Added(baseline.name, part.local, "no catalog task", plan.submission_id, 0, plan.skipped)
     if plan.problems:
         raise Finding(f"baseline {baseline.name}, {part.local}: {len(plan.problems)} problem(s); it was not "

@@ -46,6 +46,8 @@ _STEP_NOTES = {
     "dreamerv3": "step is the record's xs value as published (environment steps as DreamerV3's logger "
                  "counts them), not rescaled",
 }
+NOTHING_LEFT = "no results left to store"
+"""The problem of a submission none of whose rows can be stored (every task skipped, say)."""
 RunVariant = Literal["single", "multitask", "reward_conditioned"]
 """What kind of runs a submission holds (the store's ``runs.variant``): ``single`` (one agent per task,
 the default), ``multitask`` (one agent trained on all its tasks at once) or ``reward_conditioned``."""
@@ -177,7 +179,7 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
     )[["run_id", "task", "seed", "step", "value", "metric"]]
     problems = sorted(loaded.problems + checked.problems, key=lambda p: p.file)
     if points.empty and not problems:
-        problems.append(Problem("", "", "", "no results left to store", "at least one task of the catalog"))
+        problems.append(Problem("", "", "", NOTHING_LEFT, "at least one task of the catalog"))
     if store.path.exists() and loaded.files:
         with store.connect(read_only=True) as con:
             problems += _store_problems(con, options.agent, content, seeds)
