@@ -72,7 +72,7 @@ def main() -> None:
     print(f"{len(tasks)} tasks ({sum(t.startswith('metaworld/') for t in tasks)} MetaWorld), SAC 64x64, "
           f"batch 64, 1 seed, {args.budget} steps per task (warm-up {args.warmup}); {cores} cores")
 
-    print("\n80-task job (one agent, all envs stepped together each step; updates/s = steps/s of each task):")
+    print(f"\n{len(tasks)}-task job (one agent, all envs stepped together each step; updates/s = steps/s of each task):")
     print(f"{'env processes':>14} {'env steps/s':>12} {'updates/s':>10} {'wall s':>8}")
     job: dict[int, dict[str, float]] = {}
     for workers in range(1, cores + 1):
@@ -82,7 +82,7 @@ def main() -> None:
     best = max(job.values(), key=lambda r: r["env_steps_per_s"])
 
     sample = tasks[:: max(1, len(tasks) // args.sample)][: args.sample]
-    print(f"\nSingle-task runs, {len(sample)} of the 80 tasks, same budget each:")
+    print(f"\nSingle-task runs, {len(sample)} of the {len(tasks)} tasks, same budget each:")
     print(f"{'task':<34} {'env steps/s':>12} {'updates/s':>10} {'wall s':>8}")
     singles = []
     for task in sample:
@@ -94,9 +94,9 @@ def main() -> None:
     eighty_wall = sum(r["wall_s"] for r in singles) / len(singles) * len(tasks)
     print(f"\nsteady env steps/s: job {best['env_steps_per_s']:.0f} vs single-task runs {single_sps:.0f} "
           f"({best['env_steps_per_s'] / single_sps:.2f}x)")
-    print(f"steady updates/s:   job {best['updates_per_s']:.1f} (each over all 80 tasks) vs "
+    print(f"steady updates/s:   job {best['updates_per_s']:.1f} (each over all tasks) vs "
           f"single-task runs {single_ups:.1f} (each for one task)")
-    print(f"wall time for 80 x {args.budget} env steps: job {best['wall_s']:.0f} s vs 80 single-task runs "
+    print(f"wall time for {len(tasks)} x {args.budget} env steps: job {best['wall_s']:.0f} s vs {len(tasks)} single-task runs "
           f"{eighty_wall:.0f} s (from the sample) ({eighty_wall / best['wall_s']:.2f}x)")
     if len(job) > 1:
         print("parallel stepping: " + ", ".join(

@@ -22,6 +22,7 @@ from harness import catalog
 from harness import store as store_mod
 from harness.commands.baselines import register as register_baselines
 from harness.commands.gate import register as register_gate
+from harness.commands.install import register as register_install
 from harness.commands.leaderboard import register as register_leaderboard
 from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
@@ -111,9 +112,9 @@ def run(
         return
     try:
         outcome = executor.execute(plan, out, n_workers, console, step_workers)
-    except KeyboardInterrupt:
+    except (executor.Interrupted, KeyboardInterrupt) as exc:
         console.print("[yellow]stopped.[/] Run the same command again to resume from the last checkpoints.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(exc.exit_code if isinstance(exc, executor.Interrupted) else 130) from None
     _print_summary(open_store(out), plan)
     if outcome.skipped:
         console.print(f"{len(outcome.skipped)} job(s) were already finished and were skipped.")
@@ -261,18 +262,34 @@ def suites() -> None:
 @app.command()
 def tasks(
     group: Annotated[str | None, typer.Argument(help="A task group (e.g. dmc-hard) or a suite (dmc, metaworld, "
-                                                "myosuite, playground); all tasks when omitted.")] = None,
+                                                "myosuite, playground, gymnasium, humanoidbench, "
+                                                "shadowhand); all tasks when omitted.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Make, reset and step every selected task, each in a "
+                                        "worker process, and print what ran; exit 1 if any failed.")] = False,
+    workers: Annotated[int, typer.Option(help="With --check: worker processes at once.", min=1)] = 2,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="With --check: seconds per task (imports and "
+                                              "compilation included) before it is cut.", min=1)] = 600.0,
+    steps: Annotated[int, typer.Option(help="With --check: random-action steps per task.", min=1)] = 10,
 ) -> None:
-    """List the task catalog: metric, episode length, action repeat, normalisation and aliases.
+    """List the task catalog (metric, episode length, action repeat, normalisation, aliases) and count
+    the unique tasks per suite; with --check, prove that each selected task runs.
 
-    Example: harness tasks dmc-hard
+    A task that re-implements another suite's task (Playground's DeepMind-Control tasks) is listed
+    under its own suite and flagged, and counted once in the total.
+
+    Examples: harness tasks dmc-hard; harness tasks playground --check --time-limit 300
     """
+    from harness.taskcheck import suite_counts
+
     if group is None:
         selected = list(catalog.all_tasks())
     elif group in catalog.SUITES:
         selected = [t for t in catalog.all_tasks() if t.suite == group]
     else:
         selected = [catalog.resolve(n) for n in catalog.group(group).tasks]
+    if check:
+        _check_tasks(selected, workers, time_limit, steps)
+        return
     table = Table(title=f"tasks{' in ' + group if group else ''} ({len(selected)})")
     for col in ("task", "metric", "episode", "repeat", "normalisation", "aliases", "note"):
         table.add_column(col)
@@ -280,8 +297,44 @@ def tasks(
         table.add_row(t.name, t.metric, str(t.episode_length), str(t.action_repeat), t.normalisation,
                       ", ".join(a for a in t.aliases if "/" not in a), t.note)
     console.print(table)
+    counts = suite_counts(selected)
+    console.print("unique tasks: " + ", ".join(
+        f"{c.suite} {c.unique}" + (f" (+{c.duplicates} re-implementing another suite's)" if c.duplicates else "")
+        for c in counts) + f"; in all {sum(c.unique for c in counts)}")
     if group is None:
         console.print("groups: " + ", ".join(f"{g.name} ({len(g.tasks)})" for g in catalog.GROUPS.values()))
+
+
+def _check_tasks(selected: list[catalog.Task], workers: int, time_limit: float, steps: int) -> None:
+    from harness.taskcheck import CheckResult, check_tasks
+
+    runnable = [t.name for t in selected if t.runnable]
+    console.print(f"checking {len(runnable)} task(s) with {workers} worker(s), {steps} steps each, "
+                  f"{time_limit:g} s limit per task ({len(selected) - len(runnable)} not runnable, left out)")
+    results: list[CheckResult] = []
+    for result in check_tasks(runnable, workers=workers, time_limit_s=time_limit, steps=steps):
+        results.append(result)
+        console.print(f"  [{len(results)}/{len(runnable)}] {result.task}: {result.status} ({result.seconds:.0f} s)",
+                      highlight=False)
+    table = Table(title=f"task check ({len(results)})")
+    for col in ("task", "status", "obs", "act", "steps/s", "seconds", "error"):
+        table.add_column(col)
+    style = {"ok": "green", "failed": "red", "cut": "yellow"}
+    for r in sorted(results, key=lambda r: r.task):
+        ok = r.status == "ok"
+        table.add_row(r.task, f"[{style[r.status]}]{r.status}[/]", str(r.observation_size) if ok else "",
+                      str(r.action_size) if ok else "", f"{r.steps_per_s:,.0f}" if ok else "", f"{r.seconds:.0f}",
+                      r.error)
+    console.print(table)
+    by_suite: dict[str, list[CheckResult]] = {}
+    for r in results:
+        by_suite.setdefault(catalog.resolve(r.task).suite, []).append(r)
+    for suite, rows in by_suite.items():
+        console.print(f"{suite}: {len(rows)} checked, {sum(r.status == 'ok' for r in rows)} ok, "
+                      f"{sum(r.status == 'failed' for r in rows)} failed, {sum(r.status == 'cut' for r in rows)} cut")
+    bad = [r.task for r in results if r.status != "ok"]
+    if bad:
+        raise Finding(f"{len(bad)} of {len(results)} task(s) did not run: {', '.join(sorted(bad))}")
 
 
 @app.command("agents")
@@ -309,6 +362,7 @@ register_baselines(app)
 register_report(app)
 register_gate(app)
 register_leaderboard(app)
+register_install(app)
 
 
 

@@ -12,13 +12,12 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import time
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +72,23 @@ def job_state(results: Path, job: Job) -> str:
 CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def _init_worker(gpu_queue: Any) -> None:
+class Interrupted(Exception):
+    """The coordinator was stopped by SIGINT (Ctrl-C) or SIGTERM; its workers are stopped too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
+        return 128 + self.signum
+
+
+def _setup_worker(gpu: str | None) -> None:
+    """Environment of a worker process, before it imports JAX or a simulator."""
     die_with_parent()
-    try:
-        gpu = gpu_queue.get_nowait()
-    except queue.Empty:
-        gpu = None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     else:
@@ -87,13 +97,23 @@ def _init_worker(gpu_queue: Any) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-def _work(job: Job, results: Path, messages: Any, step_workers: int | None) -> str | None:
+def _worker(jobs: Any, events: Any, results: Path, gpu: str | None, step_workers: int | None) -> None:
+    """A worker process: train the jobs it takes from ``jobs`` until it takes None; report on
+    ``events``: ("start", job_id, pid), ("progress", job_id, steps, sps, last_eval) and ("done",
+    job_id, error or None)."""
+    _setup_worker(gpu)
+    while (job := jobs.get()) is not None:
+        events.put(("start", job.job_id, os.getpid()))
+        events.put(("done", job.job_id, _work(job, results, events, step_workers)))
+
+
+def _work(job: Job, results: Path, events: Any, step_workers: int | None) -> str | None:
     """Train one job; returns None, or the error text (the runs are recorded as failed)."""
 
     def report(job_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
-        messages.put((job_id, steps, budget, sps, last_eval))
+        events.put(("progress", job_id, steps, sps, last_eval))
 
-    from harness import backends
+    from harness import backends  # imported in the worker: it loads JAX and simulators
 
     try:
         backends.train(job, results, report, step_workers)
@@ -112,7 +132,11 @@ def _work(job: Job, results: Path, messages: Any, step_workers: int | None) -> s
 
 def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None) -> Outcome:
     """Run every unfinished job of the plan; ingest shards into ``results/harness.duckdb``.
-    ``step_workers``: processes stepping each job's simulators (None: the backend's default)."""
+    ``step_workers``: processes stepping each job's simulators (None: the backend's default).
+
+    SIGINT or SIGTERM stops every worker at once (their jobs resume from their last checkpoints)
+    and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
+    """
     store = store_mod.Store(results / "harness.duckdb")
     store.ensure()
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
@@ -120,73 +144,169 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     _ingest(store, results, [j for j in plan.jobs if j not in todo])
     if not todo:
         return Outcome((), skipped, ())
+    pool = _Pool(results, min(workers, len(todo)), step_workers, todo)
+    stopping: list[int] = []
 
-    ctx = mp.get_context("spawn")
-    manager = SyncManager(ctx=ctx)
-    manager.start(die_with_parent)
-    messages = manager.Queue()
-    gpus = manager.Queue()
-    for gpu in visible_gpus():
-        gpus.put(gpu)
-    finished: list[str] = []
-    failed: list[tuple[str, str]] = []
+    def stop(signum: int, frame: Any) -> None:
+        if stopping:  # a second signal: no more waiting
+            pool.kill()
+            os._exit(128 + signum)
+        stopping.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress, \
-            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(gpus,)) as pool:
-        bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-") for j in todo}
-        by_id = {j.job_id: j for j in todo}
-        futures: dict[Future[str | None], Job] = {
-            pool.submit(_work, j, results, messages, step_workers): j for j in todo}
-        last_ingest = 0.0
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            touched = _drain(messages, progress, bars)
-            if touched and time.monotonic() - last_ingest > 2.0:
-                _ingest(store, results, [by_id[t] for t in touched])
-                last_ingest = time.monotonic()
-            for future in done:
-                job = futures[future]
-                error = _result(future, job, results)
-                _ingest(store, results, [job])
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-") for j in todo}
+            return _supervise(pool, store, progress, bars, skipped)
+    except Interrupted:
+        pool.terminate()
+        _ingest(store, results, todo)  # what the stopped jobs had written; their checkpoints resume them
+        raise
+    finally:
+        pool.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _supervise(pool: _Pool, store: store_mod.Store, progress: Progress, bars: dict[str, Any],
+               skipped: tuple[str, ...]) -> Outcome:
+    """Follow the workers until every job is done: progress, ingests, failures, dead workers."""
+    finished: list[str] = []
+    failed: list[tuple[str, str]] = []
+    last_ingest = 0.0
+    touched: set[str] = set()
+    while len(finished) + len(failed) < len(pool.jobs):
+        for event in pool.events(timeout=0.5):
+            kind, job_id, *rest = event
+            job = pool.jobs[job_id]
+            if kind == "progress":
+                steps, sps, last_eval = rest
+                score = "-" if last_eval is None else f"{last_eval:.1f}"
+                progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
+                touched.add(job_id)
+            elif kind == "done":
+                error = rest[0]
+                _ingest(store, pool.results, [job])
+                touched.discard(job_id)
                 if error is None:
-                    finished.append(job.job_id)
-                    progress.update(bars[job.job_id], completed=job.budget)
+                    finished.append(job_id)
+                    progress.update(bars[job_id], completed=job.budget)
                 else:
-                    failed.append((job.job_id, error))
-                    progress.update(bars[job.job_id], description=f"[red]FAILED[/] {describe(job)}")
-        _drain(messages, progress, bars)
-    manager.shutdown()
+                    failed.append((job_id, error))
+                    progress.update(bars[job_id], description=f"[red]FAILED[/] {describe(job)}")
+        if touched and time.monotonic() - last_ingest > 2.0:
+            _ingest(store, pool.results, [pool.jobs[t] for t in touched])
+            touched.clear()
+            last_ingest = time.monotonic()
     return Outcome(tuple(finished), skipped, tuple(failed))
+
+
+class _Pool:
+    """Worker processes (spawned, one GPU each when there are GPUs) taking jobs from a queue.
+
+    A worker that dies (a crash in a simulator, an OOM kill) fails the job it held, recorded as
+    such, and is replaced while jobs remain."""
+
+    def __init__(self, results: Path, workers: int, step_workers: int | None, jobs: Sequence[Job]) -> None:
+        self.results = results
+        self.jobs = {j.job_id: j for j in jobs}
+        self._ctx = mp.get_context("spawn")
+        self._queue = self._ctx.Queue()
+        self._events = self._ctx.Queue()
+        self._step_workers = step_workers
+        for job in jobs:
+            self._queue.put(job)
+        for _ in range(workers):
+            self._queue.put(None)
+        self._free_gpus = visible_gpus()
+        self._procs: dict[int, tuple[Any, str | None]] = {}  # pid -> (process, its GPU)
+        self._holding: dict[int, str] = {}  # pid -> the job it trains
+        self._done: set[str] = set()
+        self._dead_on_start = "no worker left"
+        for _ in range(workers):
+            self._start(self._free_gpus.pop(0) if self._free_gpus else None)
+
+    def _start(self, gpu: str | None) -> None:
+        proc = self._ctx.Process(target=_worker, args=(self._queue, self._events, self.results, gpu,
+                                                       self._step_workers))
+        proc.start()
+        assert proc.pid is not None
+        self._procs[proc.pid] = (proc, gpu)
+
+    def events(self, timeout: float) -> list[tuple[Any, ...]]:
+        """The events that arrived within ``timeout`` seconds (and a ("done", job, error) for each job
+        whose worker died)."""
+        out: list[tuple[Any, ...]] = []
+        try:
+            out.append(self._events.get(timeout=timeout))
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        for event in out:
+            if event[0] == "start":
+                self._holding[event[2]] = event[1]
+            elif event[0] == "done":
+                self._done.add(event[1])
+        return [e for e in out if e[0] != "start"] + self._reap()
+
+    def _reap(self) -> list[tuple[Any, ...]]:
+        """Failures of the jobs whose worker died, and replacements for those workers."""
+        out: list[tuple[Any, ...]] = []
+        for pid, (proc, gpu) in list(self._procs.items()):
+            if proc.is_alive() or proc.exitcode == 0:
+                continue
+            del self._procs[pid]
+            job_id = self._holding.pop(pid, None)
+            if job_id is None:  # died before taking a job (a broken install): not replaced
+                self._dead_on_start = f"worker died on start (exit code {proc.exitcode})"
+                continue
+            if job_id not in self._done:
+                out += self._fail([job_id], f"worker died (exit code {proc.exitcode})")
+            if len(self._done) < len(self.jobs):
+                self._start(gpu)
+                self._queue.put(None)  # the dead worker's share of the stop marks was not taken
+        if not self._procs and len(self._done) < len(self.jobs):  # nobody left to take the rest
+            out += self._fail([j for j in self.jobs if j not in self._done], self._dead_on_start)
+        return out
+
+    def _fail(self, job_ids: list[str], text: str) -> list[tuple[Any, ...]]:
+        for job_id in job_ids:
+            for spec in self.jobs[job_id].runs:
+                write_run_record(self.results, spec, status="failed", error=text)
+            self._done.add(job_id)
+        return [("done", job_id, text) for job_id in job_ids]
+
+    def terminate(self) -> None:
+        """SIGTERM every worker (their env processes follow), wait a few seconds, kill the rest."""
+        for proc, _ in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for proc, _ in self._procs.values():
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.kill()
+
+    def kill(self) -> None:
+        for proc, _ in self._procs.values():
+            if proc.is_alive():
+                proc.kill()
+
+    def close(self) -> None:
+        for proc, _ in self._procs.values():
+            proc.join(timeout=5.0)
+        for q in (self._queue, self._events):
+            q.cancel_join_thread()
+            q.close()
 
 
 def describe(job: Job) -> str:
     """A job in a progress line: task (or task set) · label · seeds."""
     what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
     return f"{what} · {job.first.label} · {len(job.seeds)} seeds"
-
-
-def _result(future: Future[str | None], job: Job, results: Path) -> str | None:
-    try:
-        return future.result()
-    except Exception as exc:  # the worker process itself died (a crash in a simulator, OOM kill)
-        text = f"worker died: {type(exc).__name__}: {exc}"
-        for spec in job.runs:
-            write_run_record(results, spec, status="failed", error=text)
-        return text
-
-
-def _drain(messages: Any, progress: Progress, bars: dict[str, Any]) -> set[str]:
-    touched: set[str] = set()
-    while True:
-        try:
-            job_id, steps, _budget, sps, last_eval = messages.get_nowait()
-        except queue.Empty:
-            return touched
-        score = "-" if last_eval is None else f"{last_eval:.1f}"
-        progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
-        touched.add(job_id)
 
 
 def _ingest(store: store_mod.Store, results: Path, jobs: Sequence[Job]) -> None:

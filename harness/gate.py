@@ -15,10 +15,17 @@ How the verdict is reached (every threshold is a key of :class:`GateConfig`):
   taken at the level whose normal quantile is ``sqrt(n / (n - 1)) * t(1 - alpha / 2, df)``, with
   n the fewest runs of a task on either side and df the pooled degrees of freedom
   (the sum over tasks of n_candidate - 1 + n_baseline - 1). The tables give this level.
-- Regression: a rule of ``rules`` fires. ``iqm``: the upper bound of the IQM difference is below
-  ``-iqm_tolerance``. ``poi``: the upper bound of P(candidate > baseline) is below
-  ``poi_threshold``. Each rule is a one-sided test at (1 - level) / 2; a regression is declared
-  when either fires, so the false-alarm rate stays below 1 - level.
+- Ties: two scores within ``tie_tolerance`` of each other (normalised) are a tie in every rule.
+  P(candidate > baseline) counts such a pair 1/2, and the drops the other rules tolerate
+  (``iqm_tolerance``, ``task_tolerance``, ``min_drop`` on the IQM) may not be smaller than it, so
+  a candidate that differs from the baseline by floating-point noise is never worse.
+- Significance: a rule of ``rules`` fires. ``iqm``: the upper bound of the IQM difference is
+  below ``-iqm_tolerance``. ``poi``: the upper bound of P(candidate > baseline) is below
+  ``poi_threshold``. Each rule is a one-sided test at (1 - level) / 2, so the false-alarm rate of
+  the two together stays below 1 - level.
+- Effect size: a significant drop is a regression only when the point estimate of ``effect``
+  (the IQM difference, or P(candidate > baseline) - 0.5) is below ``-min_drop``; the verdict
+  reports the effect with its interval. A significant but smaller drop passes, with a note.
 - Per task: a one-sided Welch t-test of "the candidate's mean is lower than the baseline's by more
   than ``task_tolerance``", with a Holm (default) or Bonferroni correction over tasks at
   (1 - level) / 2. Welch, because a task has few runs and the two sides need not share a
@@ -57,6 +64,7 @@ from harness.stats import probability_of_improvement_stack as poi_stack
 from harness.store import Store
 
 Rule = Literal["iqm", "poi"]
+EffectMeasure = Literal["iqm", "poi"]
 Correction = Literal["holm", "bonferroni"]
 Verdict = Literal["regression", "pass", "inconclusive"]
 
@@ -77,6 +85,12 @@ class GateConfig:
     """Drop in IQM that is tolerated: 'iqm' fires when the whole interval of the difference is below -tolerance."""
     poi_threshold: Annotated[float, Field(gt=0.0, le=0.5)] = 0.5
     """'poi' fires when the whole interval of P(candidate > baseline) is below this value."""
+    tie_tolerance: Annotated[float, Field(ge=0.0)] = 0.0005
+    """Normalised scores within this distance of each other are ties in every rule (half a DMC return point)."""
+    effect: EffectMeasure = "iqm"
+    """Effect size a regression must exceed: 'iqm' (IQM difference) or 'poi' (P(candidate > baseline) - 0.5)."""
+    min_drop: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.02
+    """A significant drop is a regression only when the effect's point estimate is below -min_drop."""
     min_effect: Annotated[float, Field(gt=0.0)] = 0.1
     """Smallest IQM drop the gate must be able to catch; below that power the verdict is inconclusive."""
     power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
@@ -102,6 +116,16 @@ class GateConfig:
         if self.min_effect <= self.iqm_tolerance:
             raise ValueError(f"min_effect ({self.min_effect}) must be larger than iqm_tolerance "
                              f"({self.iqm_tolerance}): a drop within the tolerance is never a regression")
+        if self.effect == "iqm" and self.min_drop >= self.min_effect:
+            raise ValueError(f"min_drop ({self.min_drop}) must be smaller than min_effect ({self.min_effect}) "
+                             "with effect: iqm: a drop of min_effect must count as a regression")
+        floors = {"iqm_tolerance": self.iqm_tolerance, "task_tolerance": self.task_tolerance}
+        if self.effect == "iqm":
+            floors["min_drop"] = self.min_drop
+        for key, value in floors.items():
+            if value < self.tie_tolerance:
+                raise ValueError(f"{key} ({value}) must be at least tie_tolerance ({self.tie_tolerance}): "
+                                 "a difference within the tie tolerance is a tie")
         if self.inconclusive_exit_code == 2:
             raise ValueError("inconclusive_exit_code: 2 is reserved for bad input; use 0, 1 or another code")
         if len(set(self.rules)) != len(self.rules):
@@ -119,11 +143,24 @@ def load_config(path: Path) -> GateConfig:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of keys (level, reps, ...), got {type(raw).__name__}")
+    return _validate(raw, str(path))
+
+
+def with_overrides(config: GateConfig, where: str, **overrides: Any) -> GateConfig:
+    """``config`` with some keys replaced (e.g. from the command line), validated again.
+
+    InputError names ``where`` (e.g. the option) and the key when the result is not a valid config.
+    """
+    return _validate({**dataclasses.asdict(config), **overrides}, where)
+
+
+def _validate(raw: dict[str, Any], source: str) -> GateConfig:
+    """A GateConfig from a mapping of keys; InputError names ``source``, the key and what was expected."""
     try:
         return TypeAdapter(GateConfig).validate_python(raw)
     except ValidationError as exc:
         keys = ", ".join(f.name for f in dataclasses.fields(GateConfig))
-        lines = [f"{path}: {exc.error_count()} problem(s) in the gate config:"]
+        lines = [f"{source}: {exc.error_count()} problem(s) in the gate config:"]
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"]) or "(top level)"
             if err["type"] == "unexpected_keyword_argument":
@@ -145,6 +182,17 @@ class AggregateComparison:
     candidate: Interval
     baseline: Interval
     difference: Interval
+
+
+@dataclass(frozen=True)
+class Effect:
+    """How large the change is: ``value`` is the IQM difference (candidate - baseline) or
+    P(candidate > baseline) - 0.5, with its interval; ``large``: its point is below -min_drop."""
+
+    measure: EffectMeasure
+    value: Interval
+    min_drop: float
+    large: bool
 
 
 @dataclass(frozen=True)
@@ -177,7 +225,7 @@ class PowerEstimate:
     ``seeds``: the fewest runs of a task on either side; ``seeds_needed``: runs per task and side
     for a decision (at least min_seeds); ``extra_seeds`` = seeds_needed - seeds. ``underpowered``:
     the half-width is above the target and the interval does not rule out a drop of min_effect;
-    it makes the verdict inconclusive only when no regression rule fired.
+    it makes the verdict inconclusive only when the result is not a regression.
     """
 
     half_width: float | None
@@ -210,6 +258,8 @@ class GateResult:
     notes: tuple[str, ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
     exclusions: tuple[scores.Exclusion, ...] = ()
+    effect: Effect | None = None
+    """None when no task could be compared."""
 
     @property
     def exit_code(self) -> int:
@@ -281,6 +331,10 @@ def compare(candidate: scores.ScoreMatrix, baseline: scores.ScoreMatrix, config:
             improvement.append("poi")
     if config.fail_on_task_drop and any(t.flagged for t in per_task):
         fired.append("tasks")
+    effect = _effect(iqm_cmp, poi, config)
+    # A significant aggregate drop is a regression only when it is large enough; a flagged task
+    # (fail_on_task_drop) was already tested against task_tolerance.
+    regression = "tasks" in fired or (effect.large and any(rule in fired for rule in ("iqm", "poi")))
 
     half_width = (iqm_cmp.difference.high - iqm_cmp.difference.low) / 2.0
     target = z * (config.min_effect - config.iqm_tolerance) / (z + float(ndtri(config.power)))
@@ -291,7 +345,7 @@ def compare(candidate: scores.ScoreMatrix, baseline: scores.ScoreMatrix, config:
     verdict: Verdict
     if reasons:
         verdict = "inconclusive"
-    elif fired:
+    elif regression:
         verdict = "regression"
     elif underpowered:
         verdict = "inconclusive"
@@ -303,7 +357,16 @@ def compare(candidate: scores.ScoreMatrix, baseline: scores.ScoreMatrix, config:
         verdict = "pass"
     return GateResult(candidate.label, baseline.label, candidate.step, config, tasks, per_task, interval_level,
                       iqm_cmp, mean_cmp, poi, tuple(fired), tuple(improvement), power, verdict, tuple(reasons),
-                      tuple(notes), exclusions=candidate.exclusions + baseline.exclusions)
+                      tuple(notes), exclusions=candidate.exclusions + baseline.exclusions, effect=effect)
+
+
+def _effect(iqm_cmp: AggregateComparison, poi: Interval, config: GateConfig) -> Effect:
+    """The effect size of ``config.effect`` with its interval, and whether it is a drop larger than min_drop."""
+    if config.effect == "iqm":
+        value = iqm_cmp.difference
+    else:
+        value = dataclasses.replace(poi, point=poi.point - 0.5, low=poi.low - 0.5, high=poi.high - 0.5)
+    return Effect(config.effect, value, config.min_drop, value.point < -config.min_drop)
 
 
 def _drop_empty_rows(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -323,7 +386,8 @@ def _aggregates(c: NDArray[np.float64], b: NDArray[np.float64], level: float,
     def statistic(stacks: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
         x, y = stacks  # (reps, runs_c, tasks), (reps, runs_b, tasks)
         iqm_x, iqm_y, mean_x, mean_y = iqm_stack(x), iqm_stack(y), mean_stack(x), mean_stack(y)  # (reps,) each
-        return np.stack([iqm_x, iqm_y, iqm_x - iqm_y, mean_x, mean_y, mean_x - mean_y, poi_stack(x, y)], axis=-1)
+        poi = poi_stack(x, y, tie_tolerance=config.tie_tolerance)  # (reps,)
+        return np.stack([iqm_x, iqm_y, iqm_x - iqm_y, mean_x, mean_y, mean_x - mean_y, poi], axis=-1)
 
     rng = np.random.default_rng(config.seed)
     point, low, high = bootstrap_estimate([c, b], statistic, rng, reps=config.reps, level=level)
@@ -543,6 +607,11 @@ def explanations(result: GateResult) -> list[str]:
         lines.append(f"P(candidate > baseline) {format_interval(result.poi)} lies below {cfg.poi_threshold:g}{hint}.")
     if "tasks" in result.fired:
         lines.append(f"{len(result.flagged)} task(s) dropped significantly and fail_on_task_drop is set{hint}.")
+    if result.effect is not None:
+        lines.append(effect_text(result.effect))
+        if not result.effect.large and any(rule in result.fired for rule in ("iqm", "poi")):
+            lines.append(f"The drop is significant but not larger than min_drop = {result.effect.min_drop:g}: "
+                         "not a regression.")
     if result.verdict == "pass" and result.iqm is not None:
         lines.append(f"The IQM difference is {format_interval(result.iqm.difference)}; a drop of min_effect = "
                      f"{cfg.min_effect:g} would have been caught with power {cfg.power:g} or is ruled out.")
@@ -551,11 +620,23 @@ def explanations(result: GateResult) -> list[str]:
     return lines
 
 
+EFFECT_NAMES = {"iqm": "IQM difference (candidate - baseline)", "poi": "P(candidate > baseline) - 0.5"}
+
+
+def effect_text(effect: Effect) -> str:
+    """The effect with its interval, and whether it is a drop larger than min_drop."""
+    size = "a drop" if effect.large else "not a drop"
+    return (f"Effect: {EFFECT_NAMES[effect.measure]} {format_interval(effect.value)}, {size} larger than "
+            f"min_drop = {effect.min_drop:g}.")
+
+
 def _rules_text(cfg: GateConfig) -> str:
     text = {"iqm": f"IQM difference below -{cfg.iqm_tolerance:g}",
             "poi": f"P(candidate > baseline) below {cfg.poi_threshold:g}"}
     out = " or ".join(text[rule] for rule in cfg.rules)
-    return out + (" or a flagged task" if cfg.fail_on_task_drop else "")
+    out += f", with a drop of the {EFFECT_NAMES[cfg.effect]} larger than {cfg.min_drop:g}"
+    out += " (or a flagged task)" if cfg.fail_on_task_drop else ""
+    return out + f"; scores within {cfg.tie_tolerance:g} of each other are ties"
 
 
 def _task_table(rows: Sequence[TaskComparison], cfg: GateConfig) -> list[str]:

@@ -35,7 +35,7 @@ from harness.store import SHARD_CURVES
 ProgressFn = Callable[[str, int, int, float, float | None], None]
 
 PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "mujoco", "dm-control", "metaworld",
-            "myosuite", "playground", "duckdb")
+            "myosuite", "playground", "humanoid_bench", "gymnasium", "duckdb")
 
 
 @dataclass

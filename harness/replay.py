@@ -61,6 +61,19 @@ def nstep(xp: Any, take: Take, base: Any, capacity: int, n_step: int, gamma: flo
             "discount": discount.astype(xp.float32), "next_obs": next_obs}
 
 
+def positions_needed(replay_capacity: int, num_envs: int, budget: int, steps_per_iteration: int) -> int:
+    """Ring positions per env column: the config's capacity (transitions per seed and task) shared by
+    a task's ``num_envs`` envs, but no more than the job writes (``budget`` env steps, taken
+    ``steps_per_iteration`` at a time), so that a short job does not hold a full-size buffer. The
+    ring never wraps in either case, so sampling is the same."""
+    return max(1, min(replay_capacity // num_envs, -(-budget // steps_per_iteration)))
+
+
+def nbytes(seeds: int, columns: int, capacity: int, obs_dim: int, act_dim: int) -> int:
+    """Bytes of a :class:`Replay` of these sizes."""
+    return seeds * columns * capacity * (4 * (2 * obs_dim + act_dim + 1) + 2)
+
+
 class Replay:
     """Host ring buffers of S seeds x N env columns, arrays (S, N, C, ...), C positions per column.
 

@@ -185,8 +185,10 @@ def test_myosuite_any_registered_id_takes_its_registered_length() -> None:
 def test_make_refuses_unknown_unrunnable_and_uninstalled(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="unknown task"):
         make("dmc/no-such-task", 0)
-    with pytest.raises(InputError, match="cannot be run"):
-        make("dmc/cheetah-jump", 0)
+    published_only = dataclasses.replace(catalog.resolve("dmc/cheetah-jump"), runnable=False,
+                                         note="published results only")
+    with pytest.raises(InputError, match="cannot be run by the harness: published results only"):
+        make(published_only, 0)
     monkeypatch.setitem(sys.modules, "metaworld", None)  # what find_spec reports for a missing package
     with pytest.raises(InputError, match=r"harness\[metaworld\]"):
         make("metaworld/reach", 0)
@@ -195,8 +197,11 @@ def test_make_refuses_unknown_unrunnable_and_uninstalled(monkeypatch: pytest.Mon
 def test_playground_menagerie_tasks_explain_how_to_provide_menagerie(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("mujoco_playground")
+    from harness.envs import playground
+
     monkeypatch.delenv("HARNESS_MENAGERIE", raising=False)
-    with pytest.raises(InputError, match="set HARNESS_MENAGERIE"):
+    monkeypatch.setattr(playground, "installed_menagerie", lambda: [])  # as without the playground extra
+    with pytest.raises(InputError, match=r"pip install 'harness\[playground\]'.*or set HARNESS_MENAGERIE"):
         make("playground/Go1JoystickFlatTerrain", 0)
     monkeypatch.setenv("HARNESS_MENAGERIE", str(tmp_path / "absent"))
     with pytest.raises(InputError, match="is not a folder"):

@@ -22,8 +22,9 @@ REPETITIONS = 200
 # 0.05 it is 3 * 0.01541 = 0.0462.
 SLACK_HALF = 3 * math.sqrt(ALPHA / 2 * (1 - ALPHA / 2) / REPETITIONS)
 SLACK_FULL = 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPETITIONS)
-# Calibration runs at the worst case for false alarms: no tolerance.
-STRICT = gate.GateConfig(level=LEVEL, reps=1000, iqm_tolerance=0.0, task_tolerance=0.0)
+# Calibration runs at the worst case for false alarms: no tolerance, no tie tolerance, no minimum drop.
+STRICT = gate.GateConfig(level=LEVEL, reps=1000, iqm_tolerance=0.0, task_tolerance=0.0, tie_tolerance=0.0,
+                         min_drop=0.0)
 
 
 def matrices(rng: np.random.Generator, runs: int, tasks: int, drop: float = 0.0,
@@ -167,6 +168,56 @@ def test_an_improvement_is_reported_with_a_pass() -> None:
     assert "significant improvement" in gate.markdown(result)
 
 
+def test_a_copy_that_differs_by_rounding_noise_is_a_tie() -> None:
+    rng = np.random.default_rng(6)
+    _, baseline = matrices(rng, runs=5, tasks=4)
+    copy = dataclasses.replace(baseline, label="copy", scores=baseline.scores * (1 - 1e-12))
+    result = gate.compare(copy, baseline, gate.GateConfig(reps=1000))
+    # Every same-seed pair is a tie, every other pair is the baseline against itself: P = 1/2 exactly.
+    assert result.poi is not None and result.poi.point == 0.5 and result.verdict == "pass"
+    # Without a tie tolerance the 5 same-seed pairs of 25 per task are losses: P = (25 - 5) / 2 / 25 = 0.4.
+    exact = gate.compare(copy, baseline, gate.GateConfig(reps=1000, tie_tolerance=0.0))
+    assert exact.poi is not None and exact.poi.point == pytest.approx(0.4)
+
+
+def saturated(rng: np.random.Generator, drop: float) -> tuple[ScoreMatrix, ScoreMatrix]:
+    """8 seeds x 6 tasks near the maximum (0.99 + noise 0.001); the candidate lower by ``drop``."""
+    names = tuple(f"dmc/task-{j}" for j in range(6))
+    baseline = 0.99 + 0.001 * rng.standard_normal((8, 6))  # (runs, tasks)
+    candidate = 0.99 - drop + 0.001 * rng.standard_normal((8, 6))
+    return ScoreMatrix("candidate", names, candidate, None, ()), ScoreMatrix("baseline", names, baseline, None, ())
+
+
+def test_a_significant_drop_smaller_than_min_drop_passes_with_the_effect() -> None:
+    # Saturated tasks, the candidate consistently 0.005 lower (5 DMC return points): P(candidate >
+    # baseline) is near 0 and 'poi' fires, but the IQM drops by about 0.005, less than min_drop = 0.02.
+    candidate, baseline = saturated(np.random.default_rng(7), drop=0.005)
+    result = gate.compare(candidate, baseline, gate.GateConfig(reps=2000))
+    assert "poi" in result.fired and result.verdict == "pass" and result.exit_code == 0
+    assert result.effect is not None and result.effect.measure == "iqm" and not result.effect.large
+    assert result.iqm is not None and result.effect.value == result.iqm.difference
+    assert result.effect.value.point == pytest.approx(-0.005, abs=0.001)
+    text = gate.markdown(result)
+    assert "Effect: IQM difference (candidate - baseline) -0.005 [" in text
+    assert "significant but not larger than min_drop = 0.02: not a regression" in text
+    # The same data with min_drop 0.002 is a regression.
+    strict = gate.compare(candidate, baseline, gate.GateConfig(reps=2000, min_drop=0.002, iqm_tolerance=0.002,
+                                                               task_tolerance=0.002))
+    assert strict.verdict == "regression" and strict.effect is not None and strict.effect.large
+
+
+def test_the_effect_can_be_the_probability_of_improvement() -> None:
+    # effect: poi measures P(candidate > baseline) - 0.5. The same saturated drop of 0.005 puts P near
+    # 0 (the noise, 0.001, is much smaller than the drop), an effect near -0.5: beyond min_drop = 0.25.
+    candidate, baseline = saturated(np.random.default_rng(7), drop=0.005)
+    result = gate.compare(candidate, baseline, gate.GateConfig(reps=2000, effect="poi", min_drop=0.25))
+    assert result.verdict == "regression" and result.effect is not None and result.effect.large
+    assert result.poi is not None and result.effect.value.point == pytest.approx(result.poi.point - 0.5)
+    assert result.effect.value.low == pytest.approx(result.poi.low - 0.5)
+    assert result.effect.value.point < -0.45
+    assert "Effect: P(candidate > baseline) - 0.5 " in gate.markdown(result)
+
+
 def test_same_data_and_seed_give_identical_numbers() -> None:
     rng = np.random.default_rng(9)
     candidate, baseline = matrices(rng, runs=5, tasks=3)
@@ -204,6 +255,10 @@ def test_empty_config_file_gives_the_defaults(tmp_path: Path) -> None:
     ("level: 1.5\n", "level: Input should be less than 1 (got 1.5)"),
     ("rules: [iqm, median]\n", "rules.1: Input should be 'iqm' or 'poi'"),
     ("min_effect: 0.01\n", "min_effect (0.01) must be larger than iqm_tolerance (0.02)"),
+    ("min_drop: 0.1\n", "min_drop (0.1) must be smaller than min_effect (0.1)"),
+    ("tie_tolerance: 0.03\n", "iqm_tolerance (0.02) must be at least tie_tolerance (0.03)"),
+    ("min_drop: 0.0001\n", "min_drop (0.0001) must be at least tie_tolerance (0.0005)"),
+    ("effect: median\n", "effect: Input should be 'iqm' or 'poi'"),
     ("inconclusive_exit_code: 2\n", "2 is reserved for bad input"),
     ("task_correction: sidak\n", "task_correction: Input should be 'holm' or 'bonferroni'"),
     ("- level\n", "expected a mapping of keys"),

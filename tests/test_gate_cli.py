@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from harness import catalog
 from harness import store as store_mod
 from harness.commands.gate import register
 from harness.errors import HarnessError
@@ -203,3 +206,108 @@ def test_bro_fast_against_bro_at_one_million_steps_on_the_dmc_tasks(tmp_path: Pa
     assert code == 1 and data["verdict"] == "regression", out
     assert data["iqm"]["difference"]["high"] < -0.02 and data["poi"]["high"] < 0.5
     assert {t["task"] for t in data["per_task"] if t["flagged"]} == {"dmc/dog-run", "dmc/humanoid-walk"}
+    # The drop (about 0.042) is larger than min_drop (0.02), so the verdict stays a regression, and the
+    # message gives the effect with its interval.
+    assert data["effect"]["large"] and data["effect"]["value"] == data["iqm"]["difference"]
+    assert "IQM difference (candidate - baseline) -0.042 [" in out and "min_drop 0.02" in out
+
+
+# ----------------------------------------------------------------------------------------------
+# BRO's published curves against altered copies of themselves: floating-point noise passes, a real drop fails
+
+def write_copy(source: Path, out: Path, change: Callable[[np.ndarray, float], np.ndarray]) -> Path:
+    """BRO's 40 arrays with ``change(array, top)`` applied; top is the task's best score (a return of 1000
+    or a success rate of 1), which normalises to 1."""
+    out.mkdir(parents=True)
+    for path in sorted(source.glob("*.npy")):
+        array = np.load(path)  # (evaluations, seeds)
+        # Column-major bytes: the same files cannot be submitted twice, so an unchanged copy is the
+        # same values stored in another byte order.
+        np.save(out / path.name, np.asfortranarray(change(array, catalog.resolve(path.stem).norm_high)))
+    return out
+
+
+COPIES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "BRO_same": lambda a, top: a,
+    "BRO_down": lambda a, top: a * (1 - 1e-12),
+    "BRO_up": lambda a, top: np.minimum(a * (1 + 1e-12), top),  # a success rate of 1 stays 1
+    "BRO_lower": lambda a, top: np.maximum(a - 0.1 * top, 0.0),  # 0.1 normalised lower, not below 0
+}
+
+
+@pytest.fixture(scope="module")
+def bro_copies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with BRO's published runs and the altered copies of COPIES, each under its own label."""
+    if not BRO.is_dir():
+        pytest.skip(f"published BRO data not found at {BRO} (see shared/data/README.md)")
+    from harness.commands.submit import register as register_submit
+
+    app = typer.Typer()
+    register_submit(app)
+    root = tmp_path_factory.mktemp("bro-copies")
+    folders = {"BRO": BRO / "BRO"} | {label: write_copy(BRO / "BRO", root / label, change)
+                                     for label, change in COPIES.items()}
+    for label, folder in folders.items():
+        done = CliRunner().invoke(app, ["submit", str(folder), "--format", "bro", "--agent", label, "--results",
+                                        str(root / "results"), "--step-start", "25000", "--step-every", "25000"])
+        assert done.exit_code == 0, done.output
+    return root / "results"
+
+
+def gate_bro(results: Path, candidate: str, *extra: object) -> tuple[int, str, dict[str, Any]]:
+    out = results.parent / f"gate-{candidate}"
+    code, text = cli("gate", "--candidate", candidate, "--baseline", "BRO", "--suite", "bro-40", "--step", 1_000_000,
+                     "--results", results, "--json", out / "gate.json", "--markdown", out / "gate.md", *extra)
+    return code, text, json.loads((out / "gate.json").read_text())
+
+
+@pytest.mark.parametrize("candidate", ["BRO_same", "BRO_down", "BRO_up"])
+def test_a_copy_of_bro_up_to_floating_point_noise_passes(bro_copies: Path, candidate: str) -> None:
+    code, out, data = gate_bro(bro_copies, candidate)
+    assert code == 0 and data["verdict"] == "pass", out
+    # Same seeds, same values to twelve digits: every same-seed pair is a tie, every other pair is BRO
+    # against itself, so P(candidate > baseline) is 1/2 exactly and the IQM difference about 0.
+    assert data["poi"]["point"] == 0.5 and abs(data["iqm"]["difference"]["point"]) < 1e-9
+    assert data["fired"] == [] and not any(t["flagged"] for t in data["per_task"])
+    assert "Effect: IQM difference (candidate - baseline) " in out and "not a drop larger than min_drop = 0.02" in out
+
+
+def test_a_copy_of_bro_scaled_down_by_1e_12_failed_without_the_tie_tolerance(bro_copies: Path) -> None:
+    # The behaviour the tie tolerance fixes: with exact ties only, a scaled-down score x_i beats y_j
+    # exactly when BRO's own b_i > b_j, and every pair of equal scores (the same seed, or two seeds at
+    # the same success rate) becomes a loss, except pairs of zeros (0 scaled is 0: still a tie). On a
+    # DMC task with 10 distinct scores that is 45 wins of 100 pairs (P = 0.45); on a task where every
+    # seed succeeded, 0 of 100. The bootstrap interval
+    # excludes 1/2 ('poi' fires). The IQM drop (~1e-12) is below min_drop even then, so only with
+    # min_drop 0 as well is it called a regression.
+    code, out, data = gate_bro(bro_copies, "BRO_down", "--tie-tolerance", 0)
+    assert len(data["tasks"]) == 40
+    final = [np.load(path)[39] for path in sorted((BRO / "BRO").glob("*.npy"))]  # (seeds,) per task, 40 tasks
+    expected = np.mean([(np.count_nonzero(b[:, None] > b[None, :]) + 0.5 * np.count_nonzero(b == 0) ** 2)
+                        / b.size**2 for b in final])
+    assert data["poi"]["point"] == pytest.approx(expected) and data["fired"] == ["poi"]
+    assert code == 0 and data["verdict"] == "pass" and "significant but not larger than min_drop" in out, out
+    config = bro_copies.parent / "no-minimum.yaml"
+    config.write_text("tie_tolerance: 0\nmin_drop: 0\n")
+    code, out, data = gate_bro(bro_copies, "BRO_down", "--config", config)
+    assert code == 1 and data["verdict"] == "regression", out
+
+
+def test_bro_lowered_by_a_tenth_fails(bro_copies: Path) -> None:
+    code, out, data = gate_bro(bro_copies, "BRO_lower")
+    assert code == 1 and data["verdict"] == "regression", out
+    assert set(data["fired"]) == {"iqm", "poi"}
+    # Every score 0.1 lower (the few scores below 0.1 go to 0): the IQM drops by at most 0.1, and by
+    # nearly that much. The effect and its interval are in the message and the JSON.
+    effect = data["effect"]
+    assert effect["measure"] == "iqm" and effect["large"] and -0.1 <= effect["value"]["point"] < -0.09
+    assert f"IQM difference (candidate - baseline) {effect['value']['point']:.3f} [" in out
+
+
+def test_tie_tolerance_on_the_command_line_overrides_the_config_and_is_checked(results: Path) -> None:
+    code, out = cli(*gate_args(results, "sac@same", "--tie-tolerance", 0.001))
+    assert code == 0, out
+    assert json.loads((results.parent / "out" / "gate.json").read_text())["config"]["tie_tolerance"] == 0.001
+    # A tie tolerance above iqm_tolerance (0.02) would call a tolerated drop a tie: bad input.
+    code, out = cli(*gate_args(results, "sac@same", "--tie-tolerance", 0.05))
+    assert code == 2 and "--tie-tolerance: 1 problem(s)" in out and "must be at least tie_tolerance (0.05)" in out

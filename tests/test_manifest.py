@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,6 @@ BAD = [
     ("unknown variant", with_(variant="meta"), ["variant", "'single'"]),
     ("empty task list", with_(tasks=[]), ["tasks", "at least 1"]),
     ("non-positive batch size", with_(agents={"sac": {"batch_size": 0}}), ["agents.sac.batch_size", "positive"]),
-    ("task that only exists in published results", with_(tasks=["dmc/cup-spin"]),
-     ["tasks.0", "cannot be run here"]),
 ]
 
 
@@ -72,6 +71,17 @@ def test_bad_manifest_names_file_and_key(tmp_path: Path, case: str, data: dict[s
     assert str(path) in message, case
     for word in words:
         assert word in message, f"{case}: {word!r} not in {message!r}"
+
+
+def test_task_known_only_from_published_results_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import catalog
+
+    published_only = dataclasses.replace(catalog.resolve("dmc/cup-spin"), runnable=False, note="results only")
+    monkeypatch.setitem(catalog._TASKS, "dmc/cup-spin", published_only)
+    path = write(tmp_path, with_(tasks=["dmc/cup-spin"]))
+    with pytest.raises(InputError, match=r"tasks\.0: dmc/cup-spin cannot be run here \(results only\)") as err:
+        manifest.load(path)
+    assert str(path) in str(err.value)
 
 
 def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:

@@ -21,6 +21,34 @@ def test_probability_of_improvement_by_hand() -> None:
     assert stats.probability_of_improvement(Y, X) == pytest.approx(0.5625, abs=1e-12)
 
 
+def test_tie_tolerance_by_hand() -> None:
+    x = np.array([[0.5, 0.9], [0.7, 0.3]])  # (runs_x=2, tasks=2)
+    y = np.array([[0.5 + 1e-12, 0.8996], [0.69, 0.3]])  # (runs_y=2, tasks=2)
+    # Tolerance 0: task 0 pairs (x, y): (0.5, 0.5+1e-12) loss, (0.5, 0.69) loss, (0.7, 0.5+1e-12) win,
+    # (0.7, 0.69) win -> 2 / 4; task 1: (0.9, 0.8996) win, (0.9, 0.3) win, (0.3, 0.8996) loss,
+    # (0.3, 0.3) tie -> 2.5 / 4. Mean (0.5 + 0.625) / 2 = 0.5625.
+    assert stats.probability_of_improvement(x, y) == pytest.approx(0.5625, abs=1e-12)
+    # Tolerance 0.001: (0.5, 0.5+1e-12) and (0.9, 0.8996) become ties, (0.7, 0.69) stays a win:
+    # task 0 -> (0.5 + 0 + 1 + 1) / 4 = 0.625; task 1 -> (0.5 + 1 + 0 + 0.5) / 4 = 0.5; mean 0.5625.
+    assert stats.probability_of_improvement(x, y, tie_tolerance=0.001) == pytest.approx(0.5625, abs=1e-12)
+    # Tolerance 0.02: (0.7, 0.69) is a tie too: task 0 -> (0.5 + 0 + 1 + 0.5) / 4 = 0.5; mean 0.5.
+    assert stats.probability_of_improvement(x, y, tie_tolerance=0.02) == pytest.approx(0.5, abs=1e-12)
+    # Both directions still add up to 1.
+    assert stats.probability_of_improvement(y, x, tie_tolerance=0.02) == pytest.approx(0.5, abs=1e-12)
+    assert stats.probability_of_improvement(y, x, tie_tolerance=0.001) == pytest.approx(0.4375, abs=1e-12)
+
+
+def test_a_copy_scaled_by_one_minus_1e_12_is_a_tie_only_with_a_tolerance() -> None:
+    y = np.array([[0.2, 0.6], [0.4, 0.8], [0.3, 1.0]])  # (runs=3, tasks=2), distinct within each task
+    x = y * (1 - 1e-12)
+    # Without a tolerance each same-seed pair is a loss (x_i < y_i) and the other pairs are those of y
+    # against itself (3 wins of 6): P = 3 / 9 on each task. With one, the 3 same-seed pairs tie: 4.5 / 9.
+    assert stats.probability_of_improvement(x, y) == pytest.approx(1 / 3, abs=1e-12)
+    assert stats.probability_of_improvement(x, y, tie_tolerance=1e-6) == pytest.approx(0.5, abs=1e-12)
+    with pytest.raises(StatsInputError, match="tie_tolerance"):
+        stats.probability_of_improvement(x, y, tie_tolerance=-1.0)
+
+
 def test_unequal_run_counts_between_agents_and_within_tasks() -> None:
     x = np.array([[1.0, 5.0], [3.0, np.nan], [0.0, 6.0]])  # (runs_x=3, tasks=2); task 1 has 2 runs
     y = np.array([[2.0, 5.0]])  # (runs_y=1, tasks=2)

@@ -157,4 +157,4 @@ def test_dreamerv3_bad_records_are_each_located(tmp_path):
     code, out = submit(tmp_path / "t.json.gz", tmp_path / "r", "--format", "dreamerv3", "--agent", "a")
     assert code == 1 and "expected a JSON list of records with task, method, seed, xs and ys" in out
     code, out = submit(path, tmp_path / "r", "--format", "long", "--agent", "a", "--method", "m")
-    assert code == 2 and "--method applies to --format dreamerv3 only" in out
+    assert code == 2 and "--method applies to --format dreamerv3 and humanoidbench only" in out

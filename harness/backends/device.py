@@ -315,7 +315,8 @@ def train(job: Job, results: Path, progress: ProgressFn | None = None, step_work
     device = jax.devices()[0]
     files.start(f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":"))
 
-    loop = Loop(task, agent, cfg, n_seeds, n_envs, max(1, cfg.replay_capacity // n_envs), job.eval_episodes,
+    capacity = replay_rule.positions_needed(cfg.replay_capacity, n_envs, job.budget, per_iter)
+    loop = Loop(task, agent, cfg, n_seeds, n_envs, capacity, job.eval_episodes,
                 min(MAX_CHUNK, -(-job.eval_every // per_iter)))
     seeds = jnp.asarray(job.seeds, jnp.int32)
     saved = files.load()

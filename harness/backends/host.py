@@ -46,7 +46,7 @@ from harness.lifecycle import (
     record_evaluation,
 )
 from harness.manifest import Job
-from harness.replay import Replay
+from harness.replay import Replay, nbytes, positions_needed
 from harness.vmapped import make_learner, make_observer, make_policy
 
 
@@ -113,7 +113,10 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
     keys, init_keys = pairs[:, 0], pairs[:, 1]
     state = init(init_keys, obs_dim, act_dim, n_tasks)
-    replay = Replay(n_seeds, column_task, max(1, cfg.replay_capacity // n_envs), obs_dim, act_dim)
+    steps_per_iter = n_envs * tasks[0].action_repeat
+    capacity = positions_needed(cfg.replay_capacity, n_envs, job.budget, steps_per_iter)
+    _check_memory(nbytes(n_seeds, columns, capacity, obs_dim, act_dim), cfg.replay_capacity, job)
+    replay = Replay(n_seeds, column_task, capacity, obs_dim, act_dim)
     rng = np.random.default_rng(list(job.seeds))
     counters = Counters(next_eval=job.eval_every)
     seeds = list(job.seeds)
@@ -143,7 +146,6 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     observe = make_observer(agent, cfg) if agent.observe_episode is not None else None
     task_ids = jnp.asarray(column_task)  # (N,)
     eval_task_ids = jnp.arange(n_tasks, dtype=jnp.int32)  # (T,)
-    steps_per_iter = n_envs * tasks[0].action_repeat
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
     seed_tasks = (n_seeds, n_tasks, n_envs)
@@ -202,6 +204,16 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
             progress(job.job_id, counters.env_steps, job.budget, (counters.env_steps - window[1]) / elapsed,
                      counters.last_eval)
     files.finish(counters)
+
+
+def _check_memory(needed: int, capacity: int, job: Job) -> None:
+    """A clear error, before anything is allocated, when the replay cannot fit in this machine's memory."""
+    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > available:
+        raise MemoryError(
+            f"the replay of {len(job.seeds)} seed(s) x {len(job.tasks)} task(s) needs {needed / 2**30:.1f} GiB "
+            f"(replay_capacity {capacity:,} transitions per seed and task) and this machine has "
+            f"{available / 2**30:.1f} GiB: lower replay_capacity, the seeds or the tasks of a job")
 
 
 def _greedy_numpy(greedy: Any, state: Any, keys: jax.Array, ep_keys: np.ndarray, task_ids: jax.Array,

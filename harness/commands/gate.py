@@ -23,16 +23,20 @@ CANDIDATE and BASELINE are agent labels in the store: our runs (sac), tagged run
 from `harness run ... --tag candidate`) or a submission's label. The gate compares their normalised
 scores at --step (default: each run's final evaluation) with stratified-bootstrap intervals of the IQM
 difference and of P(candidate > baseline), tests every task for a drop (Welch, Holm-corrected), and
-says whether more seeds are needed. Thresholds come from --config (ci/gate.yaml documents every key;
-without it the defaults apply). Writes a Markdown summary (with an SVG figure beside it) and a JSON
-file with every number. An inconclusive verdict exits with the config's inconclusive_exit_code
-(default 0, with a warning).
+says whether more seeds are needed. A significant drop is a regression only when its effect (the IQM
+difference, or P(candidate > baseline) - 0.5) is a drop larger than min_drop; the verdict prints the
+effect and its interval. Scores within the tie tolerance of each other are ties in every rule.
+Thresholds come from --config (ci/gate.yaml documents every key; without it the defaults apply).
+Writes a Markdown summary (with an SVG figure beside it) and a JSON file with every number. An
+inconclusive verdict exits with the config's inconclusive_exit_code (default 0, with a warning).
 
 Examples:
 
   harness gate --candidate sac@candidate --baseline sac@main --suite suites/ci-gate.yaml --config ci/gate.yaml
 
   harness gate --candidate BRO_fast --baseline BRO --suite bro-dmc --step 1000000 --json gate.json
+
+  harness gate --candidate sac@candidate --baseline sac@main --config ci/gate.yaml --tie-tolerance 0.001
 """
 
 ResultsOption = Annotated[Path, typer.Option(
@@ -60,6 +64,10 @@ def gate(
     config: Annotated[Path | None, typer.Option(
         "--config", help="Gate config (YAML), e.g. ci/gate.yaml (default: the built-in defaults).",
         show_default=False)] = None,
+    tie_tolerance: Annotated[float | None, typer.Option(
+        "--tie-tolerance", min=0.0, help="Normalised scores within this distance of each other are ties "
+                                          "(overrides the config's tie_tolerance; default 0.0005).",
+        show_default=False)] = None,
     results: ResultsOption = Path("results"),
     markdown: Annotated[Path, typer.Option(
         "--markdown", help="Markdown summary to write; its figure goes beside it as <name>.svg.")]
@@ -68,6 +76,8 @@ def gate(
         = Path("reports/gate/gate.json"),
 ) -> None:
     cfg = gate_mod.load_config(config) if config is not None else gate_mod.GateConfig()
+    if tie_tolerance is not None:
+        cfg = gate_mod.with_overrides(cfg, "--tie-tolerance", tie_tolerance=tie_tolerance)
     names = [name.strip() for name in tasks.split(",") if name.strip()] if tasks is not None else None
     if tasks is not None and not names:
         raise InputError(f"--tasks {tasks!r}: expected comma-separated task names")
@@ -79,8 +89,11 @@ def gate(
     print_result(console, result)
     console.print(Text(f"Wrote {md_path}{f' and {figure}' if figure else ''} and {json_file}."))
     if result.verdict == "regression":
+        effect = result.effect
+        assert effect is not None  # a regression needs compared tasks
         raise Finding(f"regression: {result.candidate} is significantly worse than {result.baseline} "
-                      f"(rule(s): {', '.join(result.fired)})")
+                      f"(rule(s): {', '.join(result.fired)}; {gate_mod.EFFECT_NAMES[effect.measure]} "
+                      f"{gate_mod.format_interval(effect.value)}, min_drop {effect.min_drop:g})")
     if result.verdict == "inconclusive":
         typer.echo(f"warning: inconclusive: {'; '.join(result.reasons)}", err=True)
         raise typer.Exit(result.exit_code)

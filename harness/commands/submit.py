@@ -59,6 +59,14 @@ brc: BRC's results/<benchmark>/BRC_multitask or BRC_singletask: .npy arrays (see
 dreamerv3: DreamerV3-style score files (records of task, method, seed, xs, ys)
   harness submit scores/dmc_proprio-ddpg.json.gz --format dreamerv3 --agent ddpg-paper --method ddpg
 
+
+humanoidbench: HumanoidBench's published JSON {task: {method: {"seed_N": {million_steps, return}}}}
+  harness submit hand_ablation.json --format humanoidbench --method "Blocked DreamerV3" --agent dreamerv3-blocked
+
+fasttd3: FastTD3's {task: {env_step, return}} JSON with one return list per seed (its published
+  humanoidbench_result.json holds means and min/max only and is rejected, task by task, for that reason)
+  harness submit humanoidbench_result.json --format fasttd3 --agent fasttd3-paper
+
 `harness submit --list-formats` lists the formats with what each reads.
 
 A seed label that carries two runs (TD-MPC2's tdmpc folder) is a problem until you pass
@@ -97,8 +105,8 @@ def _list_formats(value: bool) -> None:
 
 def submit(
     path: Annotated[Path, typer.Argument(exists=True, help="The file or folder to submit.")],
-    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2, bro, brc or dreamerv3 "
-                                                         "(--list-formats says what each reads).")],
+    fmt: Annotated[Format, typer.Option("--format", help="long, tdmpc2, bro, brc, dreamerv3, humanoidbench or "
+                                                         "fasttd3 (--list-formats says what each reads).")],
     agent: Annotated[str, typer.Option("--agent", help="Label of the runs in reports (stored as given).")],
     suite: Annotated[str | None, typer.Option("--suite", help="Suite the results belong to.")] = None,
     meta: Annotated[list[str] | None, typer.Option(
@@ -117,6 +125,8 @@ def submit(
                                                    help="bro, brc: step of the first evaluation.")] = None,
     step_every: Annotated[int | None, typer.Option("--step-every", min=1,
                                                    help="bro, brc: steps between evaluations.")] = None,
+    robot: Annotated[str, typer.Option(
+        "--robot", help="humanoidbench: the robot of task keys without one (push -> h1hand-push).")] = "h1hand",
     skip_unknown_tasks: Annotated[bool, typer.Option(
         "--skip-unknown-tasks", help="Leave out (and list) tasks the catalog does not know.")] = False,
     split_duplicate_seeds: Annotated[bool, typer.Option(
@@ -130,7 +140,8 @@ def submit(
                           "or reward_conditioned (default: brc reads it from BRC's folder name, else single).",
         show_default=False)] = None,
     method: Annotated[str | None, typer.Option(
-        "--method", help="dreamerv3: keep the records of this method (needed when a file has several).")] = None,
+        "--method", help="dreamerv3, humanoidbench: the method of the file to read (needed when it holds "
+                         "several).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
     results: ResultsOption = Path("results"),
     list_formats: Annotated[bool, typer.Option(
@@ -140,7 +151,7 @@ def submit(
     options = SubmitOptions(
         read=ReadOptions(fmt, columns=_columns(column or []), metric=metric,
                          metric_map=_metric_map(metric_map or []), ignore_columns=tuple(ignore_column or []),
-                         grid=_grid(step_start, step_every), method=method),
+                         grid=_grid(step_start, step_every), method=method, robot=robot),
         agent=agent, suite=suite, meta=_pairs("--meta", meta or []),
         skip_unknown_tasks=skip_unknown_tasks, split_duplicate_seeds=split_duplicate_seeds,
         merge_aliases=merge_aliases, variant=variant,

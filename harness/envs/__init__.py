@@ -36,6 +36,9 @@ ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
     "metaworld": _adapter("metaworld", "metaworld", "pip install 'harness[metaworld]'"),
     "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
     "playground": _adapter("playground", "mujoco_playground", "pip install 'harness[playground]'"),
+    "gymnasium": _adapter("gymnasium_mujoco", "gymnasium", "pip install 'harness[gymnasium]'"),
+    "humanoidbench": _adapter("humanoidbench", "humanoid_bench", "harness install humanoidbench"),
+    "shadowhand": _adapter("shadowhand", "dex_envs", "harness install shadowhand"),
 }
 
 BATCHED_SUITES = frozenset({"playground"})

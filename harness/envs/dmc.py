@@ -10,15 +10,26 @@ catalog's episode length instead (1000 steps, dm-control's default for every tas
 none). ``terminated`` is dm-control's end of episode, which then only comes from a task's
 termination condition (LQR's). Actions in [-1, 1] are rescaled to the action spec's bounds, except
 dimensions bounded beyond +-1e6 (LQR declares +-1e10 for an unbounded control), which pass through.
+
+TD-MPC2's custom tasks (``cheetah-run_backwards``, ...) come from :mod:`harness.envs.dmc_custom`.
+
+Without an OpenGL backend (``MUJOCO_GL=disable``, which the CLI sets) a physics has no rendering
+contexts: asking for them, as quadruped-escape's reset does to re-upload its new terrain to a
+renderer, would fail. The adapter then gives the physics a ``contexts`` of None, which dm-control's
+own code reads as "nothing to re-upload".
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
-from dm_control import suite
+from dm_control import _render, suite
+from dm_control._render import constants
 
 from harness.catalog import Task
+from harness.envs import dmc_custom
 from harness.envs.base import EpisodeEnv, SimStep, rescale
 
 _UNBOUNDED = 1e6
@@ -28,8 +39,13 @@ class DMCSimulator:
     """A dm-control suite task as a :class:`harness.envs.base.Simulator`."""
 
     def __init__(self, task: Task, seed: int) -> None:
-        domain, name = task.env_id.split("-", 1)
-        self._env = suite.load(domain, name, task_kwargs={"random": seed, "time_limit": float("inf")})
+        if task.env_id in dmc_custom.TASKS:
+            self._env = dmc_custom.load(task.env_id, random=seed)
+        else:
+            domain, name = task.env_id.split("-", 1)
+            self._env = suite.load(domain, name, task_kwargs={"random": seed, "time_limit": float("inf")})
+        if not can_render():
+            _without_rendering(self._env.physics)
         spec = self._env.action_spec()
         wide = (np.abs(spec.minimum) >= _UNBOUNDED) | (np.abs(spec.maximum) >= _UNBOUNDED)
         self._low = np.where(wide, -1.0, spec.minimum).astype(np.float64)  # (act,)
@@ -51,6 +67,17 @@ class DMCSimulator:
     def close(self) -> None:
         """Release the physics."""
         self._env.close()
+
+
+def can_render() -> bool:
+    """Whether dm-control has an OpenGL backend (``MUJOCO_GL`` not ``disable``, and one was found)."""
+    return _render.BACKEND is not None and _render.BACKEND not in constants.NO_RENDERER
+
+
+def _without_rendering(physics: Any) -> None:
+    """Make ``physics.contexts`` None instead of an error (a subclass of the physics' own class)."""
+    cls = type(physics)
+    physics.__class__ = type(f"Unrendered{cls.__name__}", (cls,), {"contexts": property(lambda self: None)})
 
 
 def _flatten(observation: dict[str, np.ndarray]) -> npt.NDArray[np.float32]:

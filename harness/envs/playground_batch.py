@@ -22,11 +22,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from mujoco_playground import registry
 from mujoco_playground._src import mjx_env
 
 from harness.catalog import Task
-from harness.envs.playground import use_menagerie
+from harness.envs.playground import load
 from harness.errors import InputError
 
 
@@ -60,9 +59,7 @@ class BatchEnv:
             raise InputError(f"task {task.name!r}: the batched Playground env reports returns only, "
                              "not success")
         self.task = task
-        if task.env_id not in registry.dm_control_suite.ALL_ENVS:
-            use_menagerie(task)
-        self._env = registry.load(task.env_id, config_overrides={"impl": "jax"})
+        self._env = load(task)
         size = self._env.observation_size
         self.observation_size = int(np.prod(size["state"] if isinstance(size, Mapping) else size))
         self.action_size = int(self._env.action_size)

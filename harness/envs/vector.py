@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -252,6 +253,7 @@ def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> N
     from harness.processes import die_with_parent
 
     die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
     os.environ.setdefault("MUJOCO_GL", "disable")
     try:
         vec = VecEnv([envs.make(task, seed) for task, seed in specs], sizes)

@@ -2,8 +2,11 @@
 
 Per task, P(X > Y) is the Mann-Whitney U statistic of X's runs against Y's divided by
 n_x * n_y: the share of (x run, y run) pairs where x scores higher, ties counted 1/2. The
-overall value is the mean over tasks. Confidence intervals come from a stratified bootstrap that
-resamples X's runs and Y's runs independently within each task.
+overall value is the mean over tasks. With a tie tolerance t, a pair counts as a tie when
+|x - y| <= t and as a win only when x > y + t, so scores that differ by floating-point noise
+(a reordered sum, another compiler) are ties rather than wins or losses. Confidence intervals
+come from a stratified bootstrap that resamples X's runs and Y's runs independently within each
+task.
 """
 
 from __future__ import annotations
@@ -16,26 +19,38 @@ from numpy.typing import ArrayLike, NDArray
 
 from harness.stats.bootstrap import Interval, Method, bootstrap_estimate
 from harness.stats.checks import check_same_tasks, check_scores
+from harness.stats.errors import StatsInputError
 
 
-def probability_of_improvement_stack(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+def probability_of_improvement_stack(
+    x: NDArray[np.float64], y: NDArray[np.float64], *, tie_tolerance: float = 0.0
+) -> NDArray[np.float64]:
     """P(X > Y) averaged over tasks, for each pair of matrices in two stacks.
 
     x: (..., runs_x, tasks), y: (..., runs_y, tasks), NaN = missing run; the leading axes
-    broadcast. Returns (...).
+    broadcast. A pair with |x - y| <= tie_tolerance counts 1/2 (0: only equal scores are ties).
+    Returns (...).
     """
+    if not tie_tolerance >= 0.0:
+        raise StatsInputError(f"tie_tolerance must be a number >= 0, got {tie_tolerance}")
     wins = np.zeros(np.broadcast_shapes(x.shape[:-2], y.shape[:-2]) + x.shape[-1:])  # (..., tasks)
     for run in range(x.shape[-2]):  # a loop over x's runs keeps memory at the size of y
-        x_run = x[..., run : run + 1, :]  # (..., 1, tasks)
-        wins += np.count_nonzero(x_run > y, axis=-2) + 0.5 * np.count_nonzero(x_run == y, axis=-2)
+        gap = x[..., run : run + 1, :] - y  # (..., runs_y, tasks); NaN where either run is missing
+        wins += np.count_nonzero(gap > tie_tolerance, axis=-2) + 0.5 * np.count_nonzero(
+            np.abs(gap) <= tie_tolerance, axis=-2)
     pairs = np.count_nonzero(~np.isnan(x), axis=-2) * np.count_nonzero(~np.isnan(y), axis=-2)  # (..., tasks)
     return np.mean(wins / pairs, axis=-1)
 
 
 def probability_of_improvement(
-    x: ArrayLike, y: ArrayLike, *, n_tasks: int | None = None, allow_unequal: bool = False
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    tie_tolerance: float = 0.0,
+    n_tasks: int | None = None,
+    allow_unequal: bool = False,
 ) -> float:
-    """P(X > Y) averaged over tasks.
+    """P(X > Y) averaged over tasks; pairs within `tie_tolerance` of each other count 1/2.
 
     x: (runs_x, tasks), y: (runs_y, tasks), the same tasks in the same column order.
     `n_tasks` and `allow_unequal` as in `check_scores`.
@@ -43,7 +58,7 @@ def probability_of_improvement(
     x_matrix = check_scores(x, n_tasks=n_tasks, allow_unequal=allow_unequal, name="x")
     y_matrix = check_scores(y, n_tasks=n_tasks, allow_unequal=allow_unequal, name="y")
     check_same_tasks(x_matrix, y_matrix, ("x", "y"))
-    return float(probability_of_improvement_stack(x_matrix, y_matrix))
+    return float(probability_of_improvement_stack(x_matrix, y_matrix, tie_tolerance=tie_tolerance))
 
 
 def _both_directions(stacks: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:

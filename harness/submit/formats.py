@@ -28,8 +28,8 @@ import pandas as pd
 from harness.catalog import Metric
 from harness.submit.validate import Problem, shown
 
-Format = Literal["long", "tdmpc2", "bro", "brc", "dreamerv3"]
-FORMATS: tuple[Format, ...] = ("long", "tdmpc2", "bro", "brc", "dreamerv3")
+Format = Literal["long", "tdmpc2", "bro", "brc", "dreamerv3", "humanoidbench", "fasttd3"]
+FORMATS: tuple[Format, ...] = ("long", "tdmpc2", "bro", "brc", "dreamerv3", "humanoidbench", "fasttd3")
 RAW_COLUMNS = ("file", "where", "task", "seed", "step", "value", "metric")
 LONG_FIELDS = ("task", "seed", "step", "value", "metric")
 PARQUET_MAGIC = b"PAR1"
@@ -102,6 +102,15 @@ FORMAT_INFO: dict[Format, FormatInfo] = {
         "seed, xs (steps), ys (scores); seed counts and grids may differ; --method picks one method",
         "harness submit scores/dmc_proprio-dreamerv3.json.gz --format dreamerv3 --agent dreamerv3-paper "
         "--method dreamerv3 --skip-unknown-tasks"),
+    "humanoidbench": FormatInfo(
+        "HumanoidBench's published JSON {task: {method: {\"seed_N\": {million_steps, return}}}}; --method picks "
+        "one method, --robot names the robot of task keys without one (default h1hand)",
+        "harness submit hand_ablation.json --format humanoidbench --method \"Blocked DreamerV3\" "
+        "--agent dreamerv3-blocked"),
+    "fasttd3": FormatInfo(
+        "FastTD3's JSON {task: {env_step, return}} with one return list per seed (a file of means and "
+        "min/max only is rejected, task by task, for that reason)",
+        "harness submit humanoidbench_result.json --format fasttd3 --agent fasttd3-paper"),
 }
 
 
@@ -123,7 +132,9 @@ class ReadOptions:
     grid: StepGrid | None = None
     """``bro`` (required there) and ``brc`` (default :data:`BRC_GRID`): the step grid of the arrays."""
     method: str | None = None
-    """``dreamerv3`` only: keep the records of this method (needed when a file holds several)."""
+    """``dreamerv3`` and ``humanoidbench``: the method of the file to read (needed when it holds several)."""
+    robot: str = "h1hand"
+    """``humanoidbench`` only: the robot of task names that do not name one (``push`` -> ``h1hand-push``)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,7 @@ class Loaded:
 def read(path: Path, options: ReadOptions) -> Loaded:
     """Read a file or folder in the given format into the common long frame."""
     suffix = {"long": None, "tdmpc2": (".csv",), "bro": (".npy",), "brc": (".npy",),
-              "dreamerv3": (".json.gz", ".json")}[options.format]
+              "dreamerv3": (".json.gz", ".json"), "humanoidbench": (".json",), "fasttd3": (".json",)}[options.format]
     entries, problems = _entries(path, suffix)
     frames: list[pd.DataFrame] = []
     files: list[SourceFile] = []
@@ -170,6 +181,10 @@ def read(path: Path, options: ReadOptions) -> Loaded:
             frame, found, columns[name] = _read_long(name, file, data, options)
         elif options.format == "tdmpc2":
             frame, found, columns[name] = _read_tdmpc2(name, data)
+        elif options.format == "humanoidbench":
+            frame, found, columns[name] = _read_humanoidbench(name, data, options)
+        elif options.format == "fasttd3":
+            frame, found, columns[name] = _read_fasttd3(name, data)
         elif options.format == "bro":
             assert options.grid is not None, "the bro format needs a step grid"
             frame, found, columns[name] = _read_bro(name, data, options.grid)
@@ -525,3 +540,119 @@ def _read_dreamerv3(name: str, data: bytes,
     frame = pd.concat(parts, ignore_index=True) if parts else None
     names = {"task": "task", "seed": "seed", "step": "xs", "value": "ys"}
     return frame, problems, names
+
+# humanoidbench and fasttd3: JSON files of HumanoidBench curves
+
+HB_ROBOTS = ("h1", "h1hand", "h1strong", "h1simplehand", "h1touch", "g1")
+_HB_SEED_PREFIX = "seed_"
+
+
+def _json_object(name: str, data: bytes, expected: str) -> tuple[dict[str, object] | None, list[Problem]]:
+    try:
+        value = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [Problem(name, "", "", shown(str(exc)), f"a JSON file: {expected}")]
+    if not isinstance(value, dict) or not value:
+        return None, [Problem(name, "", "", f"a JSON {type(value).__name__}", expected)]
+    return value, []
+
+
+def _hb_task(task: str, robot: str) -> str:
+    """HumanoidBench's task key with its robot: ``push`` -> ``h1hand-push``; names with a robot stay.
+
+    The paper ran the high bar with the stronger hands: ``highbar_hard`` of h1hand is h1strong's."""
+    if task.split("-", 1)[0] in HB_ROBOTS:
+        return task
+    if task == "highbar_hard" and robot == "h1hand":
+        return "h1strong-highbar_hard"
+    return f"{robot}-{task}"
+
+
+def _numbers(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+
+
+def _read_humanoidbench(name: str, data: bytes,
+                        options: ReadOptions) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    """HumanoidBench's published curves: ``{task: {method: {"seed_N": {"million_steps": [...], "return": [...]}}}}``.
+
+    One method is read (``--method``, or the only one); ``step = round(million_steps * 1e6)``.
+    """
+    expected = 'an object {task: {method: {"seed_N": {"million_steps": [...], "return": [...]}}}}'
+    top, problems = _json_object(name, data, expected)
+    if top is None:
+        return None, problems, {}
+    methods = sorted({m for runs in top.values() if isinstance(runs, dict) for m in runs})
+    method = options.method
+    if method is None and len(methods) != 1:
+        return None, [Problem(name, "", "method", f"{len(methods)} methods ({', '.join(methods)})",
+                              "one method; choose it with --method NAME")], {}
+    method = method if method is not None else methods[0]
+    rows: list[tuple[str, str, str, float, float]] = []
+    for task, runs in top.items():
+        if not isinstance(runs, dict) or method not in runs:
+            has = ", ".join(sorted(runs)) if isinstance(runs, dict) else type(runs).__name__
+            problems.append(Problem(name, task, "method", f"no {shown(method)} (has: {has})",
+                                    f"results of {method} for every task (or --method NAME)"))
+            continue
+        seeds = runs[method]
+        if not isinstance(seeds, dict) or not seeds:
+            problems.append(Problem(name, f"{task} / {method}", "", shown(seeds), 'an object {"seed_N": {...}}'))
+            continue
+        for label, curve in seeds.items():
+            where = f"{task} / {method} / {label}"
+            steps = curve.get("million_steps") if isinstance(curve, dict) else None
+            values = curve.get("return") if isinstance(curve, dict) else None
+            if not (_numbers(steps) and _numbers(values)) or len(steps) != len(values):  # type: ignore[arg-type]
+                problems.append(Problem(name, where, "million_steps, return", shown(curve),
+                                        "two lists of numbers of the same length"))
+                continue
+            seed = label.removeprefix(_HB_SEED_PREFIX)
+            rows += [(f"{where} / point {i + 1}", _hb_task(task, options.robot), seed, round(m * 1e6, 3), r)
+                     for i, (m, r) in enumerate(zip(steps, values, strict=True))]  # type: ignore[arg-type]
+    frame = pd.DataFrame(rows, columns=["where", "task", "seed", "step", "value"])
+    frame.insert(0, "file", name)
+    frame["metric"] = None
+    return frame, problems, {"task": "(task key)", "seed": "(seed key)", "step": "million_steps",
+                             "value": "return"}
+
+
+def _read_fasttd3(name: str, data: bytes) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    """FastTD3's ``{task: {"env_step": [...], "return": [[seed 0 ...], [seed 1 ...]]}}``.
+
+    FastTD3's published ``humanoidbench_result.json`` holds, per task, the mean ``return`` over
+    seeds with ``return_min`` and ``return_max``: no per-seed curve, so no run can be stored from
+    it without inventing seeds; such a file is rejected, task by task, with that reason. A file in
+    the same shape whose ``return`` holds one list per seed is read, seed labels 0, 1, ...
+    """
+    expected = 'an object {task: {"env_step": [...], "return": [[...], ...]}}, one return list per seed'
+    top, problems = _json_object(name, data, expected)
+    if top is None:
+        return None, problems, {}
+    rows: list[tuple[str, str, str, float, float]] = []
+    for task, curve in top.items():
+        steps = curve.get("env_step") if isinstance(curve, dict) else None
+        values = curve.get("return") if isinstance(curve, dict) else None
+        if not _numbers(steps):
+            problems.append(Problem(name, task, "env_step", shown(steps), "a list of environment steps"))
+            continue
+        if _numbers(values):
+            ranges = [k for k in ("return_min", "return_max") if isinstance(curve, dict) and k in curve]
+            problems.append(Problem(
+                name, task, "return", "one curve: the mean over seeds" + (f" (with {', '.join(ranges)})"
+                                                                          if ranges else ""),
+                "one return curve per seed; a mean and its range cannot be stored as runs without inventing seeds"))
+            continue
+        if not (isinstance(values, list) and values and all(_numbers(v) and len(v) == len(steps)  # type: ignore[arg-type]
+                                                            for v in values)):
+            problems.append(Problem(name, task, "return", shown(values),
+                                    f"a list of per-seed lists of {len(steps)} numbers (one per env_step)"))  # type: ignore[arg-type]
+            continue
+        for seed, seed_values in enumerate(values):
+            rows += [(f"{task} / seed {seed} / point {i + 1}", task, str(seed), s, v)
+                     for i, (s, v) in enumerate(zip(steps, seed_values, strict=True))]  # type: ignore[arg-type]
+    frame = pd.DataFrame(rows, columns=["where", "task", "seed", "step", "value"])
+    frame.insert(0, "file", name)
+    frame["metric"] = None
+    return frame, problems, {"task": "(task key)", "seed": "(position in return)", "step": "env_step",
+                             "value": "return"}

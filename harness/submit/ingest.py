@@ -30,7 +30,16 @@ import harness
 from harness import catalog
 from harness.errors import Finding, InputError
 from harness.store import RUN_COLUMNS, Store, insert_points, score_metric
-from harness.submit.formats import BRC_GRID, BRC_VARIANTS, LongColumns, ReadOptions, SourceFile, brc_variant, read
+from harness.submit.formats import (
+    BRC_GRID,
+    BRC_VARIANTS,
+    HB_ROBOTS,
+    LongColumns,
+    ReadOptions,
+    SourceFile,
+    brc_variant,
+    read,
+)
 from harness.submit.validate import Problem, check
 
 IMPORT_KEY = "harness_import"
@@ -45,6 +54,8 @@ _STEP_NOTES = {
            "BiggerRegularizedCategorical commit eec512f) unless --step-start/--step-every are given",
     "dreamerv3": "step is the record's xs value as published (environment steps as DreamerV3's logger "
                  "counts them), not rescaled",
+    "humanoidbench": "step is HumanoidBench's million_steps x 1,000,000; task keys without a robot are "
+                     "read as the --robot's",
 }
 NOTHING_LEFT = "no results left to store"
 """The problem of a submission none of whose rows can be stored (every task skipped, say)."""
@@ -349,8 +360,12 @@ def _check_options(path: Path, options: SubmitOptions) -> None:
                          "(BRO's own: --step-start 25000 --step-every 25000)")
     if read_options.format not in ("bro", "brc") and read_options.grid is not None:
         raise InputError("--step-start and --step-every apply to --format bro and brc only")
-    if read_options.format != "dreamerv3" and read_options.method is not None:
-        raise InputError("--method applies to --format dreamerv3 only")
+    if read_options.format not in ("dreamerv3", "humanoidbench") and read_options.method is not None:
+        raise InputError("--method applies to --format dreamerv3 and humanoidbench only")
+    if read_options.format != "humanoidbench" and read_options.robot != ReadOptions.robot:
+        raise InputError("--robot applies to --format humanoidbench only")
+    if read_options.format == "humanoidbench" and read_options.robot not in HB_ROBOTS:
+        raise InputError(f"--robot {read_options.robot}: expected one of {', '.join(HB_ROBOTS)}")
     if read_options.format != "long" and (read_options.metric is not None or read_options.metric_map
                                           or read_options.ignore_columns
                                           or read_options.columns != LongColumns()):
