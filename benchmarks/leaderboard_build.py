@@ -75,6 +75,7 @@ def generate(path: Path, *, tasks: int, agents: int, seeds: int, points: int, se
         "seed": seed_index,
         "budget": [None if a % 2 else int(steps[-1]) for a in agent_index],
         "status": "finished",
+        "variant": "single",
     })
     for column in RUN_COLUMNS:
         if column not in runs:

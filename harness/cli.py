@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 import agents
 from harness import catalog
 from harness import store as store_mod
+from harness.commands.baselines import register as register_baselines
 from harness.commands.gate import register as register_gate
 from harness.commands.install import register as register_install
 from harness.commands.leaderboard import register as register_leaderboard
@@ -362,6 +363,7 @@ def list_agents() -> None:
 # Feature commands and the entry point
 
 register_submit(app)
+register_baselines(app)
 register_report(app)
 register_gate(app)
 register_leaderboard(app)

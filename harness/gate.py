@@ -57,7 +57,7 @@ from pydantic.dataclasses import dataclass as validated_dataclass
 from scipy import stats as scipy_stats
 from scipy.special import ndtr, ndtri
 
-from harness import catalog, scores
+from harness import scores
 from harness.errors import InputError
 from harness.stats import Interval, bootstrap_estimate, check_scores, iqm_stack, mean_stack
 from harness.stats import probability_of_improvement_stack as poi_stack
@@ -469,25 +469,6 @@ def _correct(p_values: NDArray[np.float64], correction: Correction) -> NDArray[n
 
 # ----------------------------------------------------------------------------------------------
 # From the store
-
-
-def select_tasks(suite: str | None, names: Sequence[str] | None) -> tuple[str, ...] | None:
-    """Canonical task names from --suite and --tasks; None: every task both labels have.
-
-    suite: a manifest file (e.g. suites/ci-gate.yaml: its tasks), a task group (bro-dmc) or a
-    simulator suite (dmc, metaworld, myosuite, playground). names: task names or aliases, added.
-    """
-    from harness import manifest
-
-    chosen: list[str] = []
-    if suite is not None and (suite.endswith((".yaml", ".yml")) or Path(suite).is_file()):
-        chosen += [task.name for task in manifest.load(Path(suite)).tasks]
-    elif suite in catalog.SUITES:
-        chosen += [task.name for task in catalog.all_tasks() if task.suite == suite]
-    elif suite is not None:
-        chosen += list(catalog.group(suite).tasks)
-    chosen += list(scores.resolve_tasks(names, None) or ())
-    return tuple(dict.fromkeys(chosen)) if chosen else None
 
 
 def run_gate(store: Store, candidate: str, baseline: str, config: GateConfig, *,

@@ -333,7 +333,7 @@ def load_scores(
     """Evaluation scores of the selected runs, normalised with the task catalog.
 
     Returns a long frame with one row per evaluation point and the columns
-    ``run_id, label, source, submission_id, task, seed, step, raw, score`` where ``raw`` is the
+    ``run_id, label, source, submission_id, variant, task, seed, step, raw, score`` where ``raw`` is the
     task's metric as recorded (return or success rate) and ``score`` its normalised value
     (see :meth:`harness.catalog.Task.normalise`). Failed runs are left out unless asked for.
     """
@@ -346,7 +346,7 @@ def load_scores(
         where.append("r.task IN (SELECT unnest(?))")
         params.append(list(tasks))
     frame = con.execute(
-        "SELECT r.run_id, r.label, r.source, r.submission_id, r.task, r.seed, c.step, c.value AS raw, "
+        "SELECT r.run_id, r.label, r.source, r.submission_id, r.variant, r.task, r.seed, c.step, c.value AS raw, "
         "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score "
         "FROM runs r JOIN curves c USING (run_id) JOIN tasks t ON t.task = r.task "
         f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, c.step",

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness import gate as gate_mod
+from harness import scores
 from harness.errors import Finding, InputError
 from harness.store import Store
 
@@ -80,7 +81,7 @@ def gate(
     names = [name.strip() for name in tasks.split(",") if name.strip()] if tasks is not None else None
     if tasks is not None and not names:
         raise InputError(f"--tasks {tasks!r}: expected comma-separated task names")
-    selected = gate_mod.select_tasks(suite, names)
+    selected = scores.select_tasks(suite, names)
     result = gate_mod.run_gate(Store(results / STORE_FILE), candidate, baseline, cfg, tasks=selected, step=step)
     md_path, figure = gate_mod.write_markdown(result, markdown)
     json_file = gate_mod.write_json(result, json_path)

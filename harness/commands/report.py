@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import InputError
-from harness.report import ReportOptions, build, select_tasks, write
-from harness.scores import AlignMethod
+from harness.report import ReportOptions, build, write
+from harness.scores import AlignMethod, select_tasks
 from harness.stats import Method
 from harness.store import Store
 
@@ -51,8 +51,9 @@ def register(app: typer.Typer) -> None:
 def report(
     results: ResultsOption = Path("results"),
     suite: Annotated[str | None, typer.Option(
-        "--suite", help="Task group (e.g. tdmpc2-dmc, bro-dmc, dmc-hard; `harness tasks` lists them) or suite "
-                        "(dmc, metaworld, myosuite, playground).", show_default=False)] = None,
+        "--suite", help="Task group (e.g. tdmpc2-dmc, bro-dmc, dmc-hard; `harness tasks` lists them), suite "
+                        "(dmc, metaworld, myosuite, playground) or a manifest (suites/dmc-hard.yaml).",
+        show_default=False)] = None,
     tasks: Annotated[str | None, typer.Option(
         "--tasks", help="Comma-separated task names or aliases, e.g. dmc/dog-run,cup-catch (added to --suite).",
         show_default=False)] = None,
@@ -84,13 +85,14 @@ def report(
         method=method, seed=seed,
     )
     built = build(Store(results / STORE_FILE), options)
-    files = write(built, out or Path("reports") / (suite or "all"))
+    files = write(built, out or Path("reports") / (Path(suite).stem if suite else "all"))
     console = Console()
     table = Table("rank", "agent", "IQM", "mean", "median", "optimality gap", "runs",
                   title=f"{built.title} ({len(built.compared_tasks)} tasks compared)")
     for agent in built.agents:
         cells = [f"{e.point:.3f} [{e.low:.3f}, {e.high:.3f}]" for e in agent.aggregates.values()]
-        label = agent.label + (" (external)" if agent.external else "")
+        kinds = [k for k, shown in (("external", agent.external), (agent.variant, agent.variant != "single")) if shown]
+        label = agent.label + (f" ({', '.join(kinds)})" if kinds else "")
         table.add_row(str(agent.rank), Text(label), *cells, str(agent.runs))
     console.print(table)
     for note in built.notes:

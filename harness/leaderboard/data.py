@@ -1,13 +1,13 @@
 """What the leaderboard shows, computed from the store: suite tables, task pages and agent pages.
 
 Everything here is plain data (frozen dataclasses of numbers, strings and arrays); rendering is in
-:mod:`harness.leaderboard.render`. Scores are the store's normalised evaluation scores of finished
-runs, ours and submitted alike (:func:`harness.scores.load`).
+:mod:`harness.leaderboard.render`. Scores, final-score matrices, curves on a step grid and the
+bootstrap generators all come from the one score-selection layer, :mod:`harness.scores`: the
+store's normalised evaluation scores of finished runs, ours and submitted alike.
 
-"Final" score: each run's last evaluation. A run that stops before the last step that any run of
-the same agent and task reaches is left out of the final scores ("stopped early"), the same rule as
-:func:`harness.scores.at_step` with ``step=None``; it is computed here for all runs at once,
-because the per-label loop of ``at_step`` is too slow for a store of 60,000 runs.
+"Final" score: each run's last evaluation (:func:`harness.scores.at_step` with ``step=None``). A
+run that stops before the last step that any run of the same agent and task reaches is left out of
+the final scores ("stopped early").
 
 A suite is a catalog task group. An agent that has final scores on every task of a suite is
 ranked by the IQM of its normalised final scores; an agent that covers only part of a suite is
@@ -26,13 +26,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
 import harness
 from harness import catalog, stats
 from harness import scores as scores_mod
-from harness.scores import Exclusion, ScoreMatrix
-from harness.submit import IMPORT_KEY
+from harness.scores import RunCurve, ScoreMatrix, Selection, Submission
 
 LEVEL = 0.95
 """Confidence level of every interval."""
@@ -43,8 +41,8 @@ TOP = 8
 GRID_POINTS = 12
 """Most evaluation steps of a sample-efficiency curve (evenly picked from the steps all runs share)."""
 
-AGGREGATE_NAMES = ("iqm", "mean", "median", "optimality_gap")
-"""The aggregates of a suite table, in column order (see :data:`harness.stats.AGGREGATES`)."""
+AGGREGATE_NAMES = scores_mod.AGGREGATE_NAMES
+"""The aggregates of a suite table, in column order."""
 
 
 @dataclass(frozen=True)
@@ -71,24 +69,6 @@ class Stamp:
     """Of which finished."""
     version: str
     """The harness version that built it."""
-
-
-@dataclass(frozen=True, eq=False)
-class Run:
-    """One finished run's evaluation curve.
-
-    steps, raw, score: (points,), steps increasing; ``raw`` as recorded, ``score`` normalised.
-    """
-
-    run_id: str
-    label: str
-    task: str
-    seed: int
-    steps: NDArray[np.float64]
-    raw: NDArray[np.float64]
-    score: NDArray[np.float64]
-    excluded: str
-    """Why the run is left out of final scores ("" when it is not)."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +150,7 @@ class TaskPage:
     suites: tuple[str, ...]
     """Suites (task groups) it belongs to."""
     agents: tuple[TaskAgent, ...]
-    runs: tuple[Run, ...]
+    runs: tuple[RunCurve, ...]
     """Sorted by label, seed, run id."""
 
 
@@ -186,28 +166,6 @@ class Config:
     runs: int
     budgets: tuple[int, ...]
     commits: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One submission of an agent label, with its provenance."""
-
-    submission_id: str
-    format: str
-    suite: str
-    submitted_at: str
-    harness_version: str
-    content_sha256: str
-    files: tuple[tuple[str, str, int], ...]
-    """(name, SHA-256, size) of every submitted file."""
-    meta: tuple[tuple[str, str], ...]
-    """The submitter's metadata, sorted by key."""
-    link: str
-    """The first http(s) address among ``url`` and ``paper`` ("" when none)."""
-    options: tuple[tuple[str, str], ...]
-    """How the harness read the files."""
-    notes: tuple[str, ...]
-    skipped: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -258,8 +216,8 @@ class Source:
     """The store, read once: every finished run's curve, grouped, and the tables the pages show."""
 
     stamp: Stamp
-    by_pair: Mapping[tuple[str, str], Sequence[Run]]
-    """(task, label) -> that label's runs on that task, by run id."""
+    selection: Selection
+    """Every finished run's scores, through the score-selection layer."""
     summaries: Mapping[tuple[str, str], TaskAgent]
     """(task, label) -> that label's summary on that task."""
     metrics: Mapping[str, str]
@@ -268,8 +226,13 @@ class Source:
     """task -> its normalisation, as text."""
     run_rows: pd.DataFrame
     """The ``runs`` table (provenance columns)."""
-    submissions: pd.DataFrame
-    """The ``submissions`` table."""
+    submissions: Mapping[str, Submission]
+    """Every submission's provenance, by id."""
+
+    @property
+    def by_pair(self) -> Mapping[tuple[str, str], Sequence[RunCurve]]:
+        """(task, label) -> that label's runs on that task, by run id."""
+        return self.selection.by_pair
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -290,20 +253,14 @@ def read(con: Any, store_path: str) -> Source:
     run_rows = con.execute(
         "SELECT run_id, source, submission_id, label, agent, tag, config_hash, CAST(config AS VARCHAR) AS config, "
         "budget, git_commit, status FROM runs ORDER BY run_id").df()
-    submissions = con.execute(
-        "SELECT submission_id, agent, format, coalesce(suite, '') AS suite, CAST(files AS VARCHAR) AS files, "
-        "content_sha256, CAST(meta AS VARCHAR) AS meta, submitted_at, harness_version FROM submissions "
-        "ORDER BY submission_id").df()
+    submissions = scores_mod.submissions(con)
     task_rows = con.execute("SELECT task, metric, norm_low, norm_high FROM tasks ORDER BY task").df()
     stamp = Stamp(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), store_path, len(run_rows),
                   int((run_rows.status == "finished").sum()), harness.__version__)
-    by_pair: dict[tuple[str, str], list[Run]] = {}
-    for run in split_runs(selection.points):
-        by_pair.setdefault((run.task, run.label), []).append(run)
-    summaries = {pair: _task_agent(pair[1], pair_runs) for pair, pair_runs in by_pair.items()}
+    summaries = {pair: _task_agent(pair[1], pair_runs) for pair, pair_runs in selection.by_pair.items()}
     norms = {row.task: _normalisation(row.metric, row.norm_low, row.norm_high) for row in task_rows.itertuples()}
     metrics = dict(zip(task_rows.task, task_rows.metric, strict=True))
-    return Source(stamp, by_pair, summaries, metrics, norms, run_rows, submissions)
+    return Source(stamp, selection, summaries, metrics, norms, run_rows, submissions)
 
 
 def task_pages(source: Source) -> tuple[TaskPage, ...]:
@@ -324,64 +281,11 @@ def task_pages(source: Source) -> tuple[TaskPage, ...]:
 def assemble(source: Source, tasks: tuple[TaskPage, ...], options: BuildOptions) -> Board:
     """Compute the suite tables (with their statistics) and the agent pages; ``tasks`` from :func:`task_pages`."""
     have = {task for task, _ in source.by_pair}
-    suites = tuple(_suite(group, source.by_pair, source.summaries, source.norms, options)
+    suites = tuple(_suite(group, source.selection, source.summaries, source.norms, options)
                    for group in catalog.GROUPS.values() if have.intersection(group.tasks))
     agents = tuple(_agent(label, source.run_rows, source.submissions, source.summaries, suites)
                    for label in source.labels)
     return Board(source.stamp, options, suites, tasks, agents)
-
-
-def split_runs(points: pd.DataFrame) -> list[Run]:
-    """One :class:`Run` per run of the long frame of :func:`harness.scores.load`, with final-score exclusions,
-    sorted by label, task and run id.
-
-    A run is excluded when its last step is below the last step of the furthest run of the same
-    label and task.
-    """
-    codes, _ = pd.factorize(points.run_id)  # (points,) integer id of each point's run
-    order = np.lexsort((points.step.to_numpy(), codes))  # (points,): by run, then step
-    codes = codes[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # (runs,) first point of each run
-    ends = np.r_[starts[1:], len(order)]
-    steps = points.step.to_numpy(np.float64)[order]
-    raw = points.raw.to_numpy(np.float64)[order]
-    score = points.score.to_numpy(np.float64)[order]
-    first = order[starts]  # (runs,) row of each run's first point in ``points``
-    run_ids = points.run_id.to_numpy()[first]
-    labels = points.label.to_numpy()[first]
-    tasks = points.task.to_numpy()[first]
-    seeds = points.seed.to_numpy()[first]
-    last = steps[ends - 1]  # (runs,)
-    target = pd.Series(last).groupby([labels, tasks]).transform("max").to_numpy()  # (runs,)
-    runs = [
-        Run(str(run_ids[i]), str(labels[i]), str(tasks[i]), int(seeds[i]), steps[s:e], raw[s:e], score[s:e],
-            "" if last[i] >= target[i] else f"stopped early at step {int(last[i]):,} (others reach {int(target[i]):,})")
-        for i, (s, e) in enumerate(zip(starts, ends, strict=True))
-    ]
-    return sorted(runs, key=lambda r: (r.label, r.task, r.run_id))
-
-
-def final_matrix(label: str, tasks: Sequence[str], by_pair: Mapping[tuple[str, str], Sequence[Run]]) -> ScoreMatrix:
-    """``label``'s (runs, tasks) final scores, NaN-padded, as :func:`harness.scores.at_step` with step=None.
-
-    by_pair: (task, label) -> that label's runs on that task.
-    """
-    columns = []
-    exclusions = []
-    for task in tasks:
-        task_runs = sorted(by_pair.get((task, label), ()), key=lambda r: r.run_id)
-        columns.append([float(r.score[-1]) for r in task_runs if not r.excluded])
-        exclusions += [Exclusion(label, task, r.run_id, r.seed, r.excluded) for r in task_runs if r.excluded]
-    matrix = np.full((max((len(c) for c in columns), default=0), len(tasks)), np.nan)  # (runs, tasks)
-    for j, column in enumerate(columns):
-        matrix[: len(column), j] = column
-    return ScoreMatrix(label, tuple(tasks), matrix, None, tuple(exclusions))
-
-
-def _rng(seed: int, *key: str) -> np.random.Generator:
-    """A generator for one computation: the same seed and key give the same draws, whatever else changes."""
-    digest = hashlib.sha256("\0".join(key).encode()).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
 def _normalisation(metric: str, low: float, high: float) -> str:
@@ -392,21 +296,21 @@ def _normalisation(metric: str, low: float, high: float) -> str:
     return f"({metric} - {low:g}) / ({high:g} - {low:g})"
 
 
-def _task_agent(label: str, runs: Sequence[Run]) -> TaskAgent:
+def _task_agent(label: str, runs: Sequence[RunCurve]) -> TaskAgent:
     kept = [r for r in runs if not r.excluded]
     return TaskAgent(label, len(runs), len(kept), int(max(r.steps[-1] for r in runs)),
                      float(np.mean([r.raw[-1] for r in kept])), float(np.mean([r.score[-1] for r in kept])))
 
 
-def _suite(group: catalog.TaskGroup, by_pair: Mapping[tuple[str, str], Sequence[Run]],
-           summaries: Mapping[tuple[str, str], TaskAgent], norms: Mapping[str, str], options: BuildOptions) -> Suite:
+def _suite(group: catalog.TaskGroup, selection: Selection, summaries: Mapping[tuple[str, str], TaskAgent],
+           norms: Mapping[str, str], options: BuildOptions) -> Suite:
     tasks = group.tasks
     labels = sorted({label for task, label in summaries if task in tasks})
     rows = []
     matrices = {}
     for label in labels:
         covered = tuple(t for t in tasks if (t, label) in summaries)
-        matrix = final_matrix(label, covered, by_pair)
+        matrix = scores_mod.at_step(selection, label, covered)
         matrices[label] = matrix
         rows.append(_row(group.name, matrix, [summaries[t, label] for t in covered], options))
     complete = [r for r in rows if r.covered == len(tasks)]
@@ -419,9 +323,10 @@ def _suite(group: catalog.TaskGroup, by_pair: Mapping[tuple[str, str], Sequence[
         scores = matrices[label].scores
         taus = np.linspace(0.0, max(1.0, float(np.nanmax(scores))), 51)
         profiles[label] = stats.performance_profiles(
-            scores, taus, _rng(options.seed, group.name, label, "profile"), reps=options.reps, level=LEVEL,
+            scores, taus, scores_mod.rng(options.seed, group.name, label, "profile"), reps=options.reps, level=LEVEL,
             allow_unequal=True)["run_score"]
-        band = _efficiency(label, tasks, by_pair, _rng(options.seed, group.name, label, "efficiency"), options)
+        band = _efficiency(label, tasks, selection, scores_mod.rng(options.seed, group.name, label, "efficiency"),
+                           options)
         if band is None:
             missing.append(label)
         else:
@@ -429,7 +334,7 @@ def _suite(group: catalog.TaskGroup, by_pair: Mapping[tuple[str, str], Sequence[
     improvement = {(a, b): stats.probability_of_improvement(matrices[a].scores, matrices[b].scores, allow_unequal=True)
                    for a in top for b in top if a != b}
     leader = {(top[0], b): stats.probability_of_improvement_interval(
-        matrices[top[0]].scores, matrices[b].scores, _rng(options.seed, group.name, top[0], b, "improvement"),
+        matrices[top[0]].scores, matrices[b].scores, scores_mod.rng(options.seed, group.name, top[0], b, "improvement"),
         reps=options.reps, level=LEVEL, allow_unequal=True) for b in top[1:]}
     task_means = {(t, label): summaries[t, label].mean_score for t in tasks for label in labels
                   if (t, label) in summaries}
@@ -446,38 +351,32 @@ def _row(suite: str, matrix: ScoreMatrix, summaries: Sequence[TaskAgent], option
     if counts.min() >= 2:
         intervals = stats.bootstrap_intervals(
             scores, {name: stats.AGGREGATES[name] for name in AGGREGATE_NAMES},
-            _rng(options.seed, suite, matrix.label, "aggregates"), reps=options.reps, level=LEVEL, allow_unequal=True)
+            scores_mod.rng(options.seed, suite, matrix.label, "aggregates"), reps=options.reps, level=LEVEL,
+            allow_unequal=True)
     steps = [s.final_step for s in summaries]
     return Row(matrix.label, None, point, intervals, len(matrix.tasks), (int(counts.min()), int(counts.max())),
                (min(steps), max(steps)), len(matrix.exclusions))
 
 
-def _efficiency(label: str, tasks: Sequence[str], by_pair: Mapping[tuple[str, str], Sequence[Run]],
-                rng: np.random.Generator, options: BuildOptions) -> stats.IntervalBand | None:
+def _efficiency(label: str, tasks: Sequence[str], selection: Selection, rng: np.random.Generator,
+                options: BuildOptions) -> stats.IntervalBand | None:
     """IQM with a pointwise interval along the steps that every run of ``label`` on ``tasks`` reports.
 
     At most :data:`GRID_POINTS` steps, evenly picked and always with the last; None when fewer than
     2 steps are shared or a task has fewer than 2 runs.
     """
-    per_task = [sorted(by_pair[t, label], key=lambda r: r.run_id) for t in tasks]
-    if min(len(runs) for runs in per_task) < 2:
+    if min(len(selection.by_pair.get((t, label), ())) for t in tasks) < 2:
         return None
-    shared = per_task[0][0].steps
-    for runs in per_task:
-        for run in runs:
-            shared = np.intersect1d(shared, run.steps, assume_unique=True)
+    shared = scores_mod.common_grid(selection, [label], tasks)
     if shared.size < 2:
         return None
     grid = shared[np.unique(np.round(np.linspace(0, shared.size - 1, min(shared.size, GRID_POINTS))).astype(int))]
-    curves = np.full((max(len(runs) for runs in per_task), len(tasks), grid.size), np.nan)  # (runs, tasks, steps)
-    for j, runs in enumerate(per_task):
-        for i, run in enumerate(runs):
-            curves[i, j] = run.score[np.searchsorted(run.steps, grid)]
+    curves = scores_mod.on_grid(selection, label, tasks, grid.tolist()).scores  # (runs, tasks, steps)
     return stats.sample_efficiency_curves(curves, grid, {"iqm": stats.iqm_stack}, rng, reps=options.reps,
                                           level=LEVEL, allow_unequal=True)["iqm"]
 
 
-def _agent(label: str, run_rows: pd.DataFrame, submissions: pd.DataFrame,
+def _agent(label: str, run_rows: pd.DataFrame, submissions: Mapping[str, Submission],
            summaries: Mapping[tuple[str, str], TaskAgent], suites: Sequence[Suite]) -> Agent:
     mine = run_rows[(run_rows.label == label) & (run_rows.status == "finished")]
     sources = set(mine.source)
@@ -493,29 +392,9 @@ def _agent(label: str, run_rows: pd.DataFrame, submissions: pd.DataFrame,
             len(part), tuple(sorted({int(b) for b in part.budget.dropna()})),
             tuple(sorted({str(c) for c in part.git_commit.dropna()}))))
     ids = set(mine.submission_id.dropna())
-    subs = tuple(_submission(row) for row in submissions.itertuples() if row.submission_id in ids)
+    subs = tuple(submissions[i] for i in sorted(ids) if i in submissions)
     tasks = tuple(sorted((task, s) for (task, lab), s in summaries.items() if lab == label))
     covered = {task for task, _ in tasks}
     coverage = tuple((s.name, sum(t in covered for t in s.tasks), len(s.tasks)) for s in suites
                      if any(t in covered for t in s.tasks))
     return Agent(label, source, tuple(configs), subs, tasks, coverage)
-
-
-def _submission(row: Any) -> Submission:
-    meta = json.loads(row.meta)
-    imported = meta.pop(IMPORT_KEY, {})
-    given = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in meta.items()))
-    link = next((value for key, value in given if key in ("url", "paper") and _is_web_link(value)), "")
-    options = tuple(sorted((str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True))
-                           for k, v in imported.get("options", {}).items() if v not in (None, False)))
-    files = tuple((str(f["name"]), str(f["sha256"]), int(f["size"])) for f in json.loads(row.files))
-    return Submission(str(row.submission_id), str(row.format), str(row.suite),
-                      pd.Timestamp(row.submitted_at).strftime("%Y-%m-%d %H:%M:%S UTC"), str(row.harness_version),
-                      str(row.content_sha256), files, given, link, options,
-                      tuple(str(n) for n in imported.get("notes", [])),
-                      tuple(str(s) for s in imported.get("skipped_tasks", [])))
-
-
-def _is_web_link(value: str) -> bool:
-    """True for an http(s) address without spaces or quotes: the only kind the pages turn into links."""
-    return re.fullmatch(r"https?://[^\s\"'<>]+", value) is not None

@@ -4,7 +4,7 @@
 folder (``index.html``, ``report.json``, CSV tables, figures as PNG and SVG).
 """
 
-from harness.report.build import Report, ReportOptions, build, select_tasks
+from harness.report.build import Report, ReportOptions, build
 from harness.report.write import ReportFiles, write
 
-__all__ = ["Report", "ReportFiles", "ReportOptions", "build", "select_tasks", "write"]
+__all__ = ["Report", "ReportFiles", "ReportOptions", "build", "write"]

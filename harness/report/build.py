@@ -10,21 +10,18 @@ score: an agent is never ranked on a different task set than the others), then b
 - per agent, the IQM at every step of a common grid (sample-efficiency curve).
 
 Each computation draws from its own generator, derived from the report seed and the
-computation's name (``"aggregates"`` and the agent label, ...), so the same store, selection and
-seed give the same numbers. Every run or curve point left out is listed with its reason, and
+computation's name (``"aggregates"`` and the agent label, ...; :func:`harness.scores.rng`), so the
+same store, selection and seed give the same numbers. Every run or curve point left out is listed with its reason, and
 every deviation from "all agents, all tasks, equal runs" is stated in ``Report.notes``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
@@ -32,10 +29,9 @@ import harness
 from harness import catalog, scores, stats
 from harness.errors import InputError
 from harness.store import Store
-from harness.submit import IMPORT_KEY
 
-AGGREGATE_NAMES = ("iqm", "mean", "median", "optimality_gap")
-"""The aggregates every report shows, in this order (optimality gap with gamma = 1)."""
+AGGREGATE_NAMES = scores.AGGREGATE_NAMES
+"""The aggregates every report shows, in this order."""
 
 CURVE_AGGREGATE = "iqm"
 """The aggregate of the sample-efficiency curves."""
@@ -44,8 +40,9 @@ PROFILE_POINTS = 101
 """Thresholds of the performance profile, evenly spaced over [0, 1] widened to the scores' range
 (rounded out to 0.1)."""
 
-REPORT_FORMAT = 1
-"""Version of the report's JSON layout."""
+REPORT_FORMAT = 2
+"""Version of the report's JSON layout (2: agents' ``variant``; submissions as :class:`harness.scores.Submission`,
+their import notes under ``notes``)."""
 
 Source = Literal["harness", "submission", "mixed"]
 SOURCES: dict[str, Source] = {"harness": "harness", "submission": "submission", "mixed": "mixed"}
@@ -100,19 +97,6 @@ class Band:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """Provenance of an external (submitted) agent's runs, from the ``submissions`` table."""
-
-    submission_id: str
-    format: str
-    submitted_at: str
-    meta: tuple[tuple[str, str], ...]
-    """The submitter's key=value metadata (paper, url, ...)."""
-    import_notes: tuple[str, ...]
-    """What the harness did to the data on the way in."""
-
-
-@dataclass(frozen=True)
 class Agent:
     """One agent label: where its runs come from and its results on the compared tasks."""
 
@@ -122,7 +106,11 @@ class Agent:
     source: Source
     external: bool
     """True when any of its runs were submitted rather than trained by the harness."""
-    submissions: tuple[Submission, ...]
+    variant: str
+    """What kind of runs (the store's ``runs.variant``): ``single`` (one agent per task), ``multitask``
+    (one agent trained on all its tasks at once), ``reward_conditioned``, or ``mixed``."""
+    submissions: tuple[scores.Submission, ...]
+    """Provenance of its submitted runs."""
     tasks_covered: int
     """Selected tasks with at least one finished run of this agent."""
     runs: int
@@ -242,15 +230,6 @@ class Report:
     repetitions."""
 
 
-def select_tasks(suite: str | None, names: Sequence[str] | None) -> tuple[str, ...] | None:
-    """Canonical task names from a task group or suite name and/or task names or aliases (None: all)."""
-    if suite in catalog.SUITES:
-        from_suite = [t.name for t in catalog.all_tasks() if t.suite == suite]
-        named = scores.resolve_tasks(names, None) or ()
-        return tuple(dict.fromkeys([*from_suite, *named]))
-    return scores.resolve_tasks(names, suite)
-
-
 def build(store: Store, options: ReportOptions) -> Report:
     """Select, check and compute everything the report shows. Raises InputError on an unusable selection."""
     _check_options(options)
@@ -258,7 +237,7 @@ def build(store: Store, options: ReportOptions) -> Report:
         selection = scores.load(con, tasks=options.tasks, labels=options.agents)
         labels = selection.labels
         submission_ids = sorted(set(selection.points.submission_id.dropna()))
-        submissions = _submissions(con, submission_ids)
+        submissions = scores.submissions(con, submission_ids)
     tasks = selection.tasks
     matrices = {
         label: scores.at_step(selection, label, tasks, step=options.step, method=options.align,
@@ -314,13 +293,25 @@ def build(store: Store, options: ReportOptions) -> Report:
     alignment = _alignment(options)
     notes = _notes(options, agents, rows, selection, compared, matrices, dropped)
     report = Report(
-        title=f"{options.group or 'Selected tasks'}: {', '.join(ranked)}",
+        title=_title(options, ranked),
         settings=settings, agents=agents, compared_tasks=compared, normalisation=normalisation,
         alignment=alignment, intervals=_ci_statement(settings),
         improvements=improvements, curve_steps=_floats(grid[usable]), dropped_steps=dropped,
         tasks=rows, exclusions=tuple(exclusions), notes=notes, captions={},
     )
     return _with_captions(report)
+
+
+def _title(options: ReportOptions, ranked: Sequence[str]) -> str:
+    """``tdmpc2, sac on tdmpc2-dmc``: the agents in rank order on the suite, or on the tasks given
+    (named when at most 3, else counted), or on every task with runs."""
+    if options.group is not None:
+        scope = options.group
+    elif options.tasks is not None:
+        scope = ", ".join(options.tasks) if len(options.tasks) <= 3 else f"{len(options.tasks)} selected tasks"
+    else:
+        scope = "every task with runs"
+    return f"{', '.join(ranked)} on {scope}"
 
 
 def _check_options(options: ReportOptions) -> None:
@@ -336,30 +327,9 @@ def _check_options(options: ReportOptions) -> None:
         raise InputError(f"--step {options.step}: expected an environment step >= 0")
 
 
-def _rng(seed: int, *names: str) -> np.random.Generator:
-    """A generator for one named computation, derived from the report seed."""
-    return np.random.default_rng(np.random.SeedSequence([seed, *(zlib.crc32(n.encode()) for n in names)]))
-
-
 def _input_error(what: str, error: stats.StatsInputError) -> InputError:
     """The statistics' refusal as a message for the user (the report's checks should leave none)."""
     return InputError(f"{what}: {error}")
-
-
-def _submissions(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, Submission]:
-    """Provenance of these submissions, by id."""
-    if not ids:
-        return {}
-    rows = con.execute(
-        "SELECT submission_id, format, meta, submitted_at FROM submissions "
-        "WHERE submission_id IN (SELECT unnest(?)) ORDER BY submission_id", [list(ids)]).fetchall()
-    out = {}
-    for submission_id, fmt, meta_text, submitted_at in rows:
-        meta = json.loads(meta_text)
-        given = tuple((str(k), str(v)) for k, v in sorted(meta.items()) if k != IMPORT_KEY)
-        notes = tuple(str(n) for n in meta.get(IMPORT_KEY, {}).get("notes", []))
-        out[submission_id] = Submission(submission_id, fmt, f"{submitted_at:%Y-%m-%d %H:%M} UTC", given, notes)
-    return out
 
 
 def _where(step: int | None) -> str:
@@ -406,7 +376,7 @@ def _aggregates_and_profile(matrix: NDArray[np.float64], taus: NDArray[np.float6
 
     try:
         checked = stats.check_scores(matrix, allow_unequal=True, min_runs=2, name=label)
-        point, low, high = stats.bootstrap_estimate([checked], statistic, _rng(options.seed, "aggregates", label),
+        point, low, high = stats.bootstrap_estimate([checked], statistic, scores.rng(options.seed, "aggregates", label),
                                                     reps=options.reps, level=options.level, method=options.method)
     except stats.StatsInputError as error:
         raise _input_error(f"aggregates of {label}", error) from error
@@ -424,7 +394,7 @@ def _improvements(ranked: Sequence[tuple[str, NDArray[np.float64]]], options: Re
         for y, y_scores in ranked[i + 1:]:
             try:
                 interval = stats.probability_of_improvement_interval(
-                    x_scores, y_scores, _rng(options.seed, "improvement", x, y), reps=options.reps,
+                    x_scores, y_scores, scores.rng(options.seed, "improvement", x, y), reps=options.reps,
                     level=options.level, method=options.method, allow_unequal=True)
             except stats.StatsInputError as error:
                 raise _input_error(f"probability of improvement of {x} over {y}", error) from error
@@ -473,8 +443,9 @@ def _curve_band(curves: NDArray[np.float64], steps: NDArray[np.float64], label: 
     """The IQM with confidence intervals at every step. curves: (runs, tasks, steps); steps: (steps,)."""
     try:
         result = stats.sample_efficiency_curves(
-            curves, steps, {CURVE_AGGREGATE: stats.AGGREGATES[CURVE_AGGREGATE]}, _rng(options.seed, "curve", label),
-            reps=options.reps, level=options.level, method=options.method, allow_unequal=True)
+            curves, steps, {CURVE_AGGREGATE: stats.AGGREGATES[CURVE_AGGREGATE]},
+            scores.rng(options.seed, "curve", label), reps=options.reps, level=options.level, method=options.method,
+            allow_unequal=True)
     except stats.StatsInputError as error:
         raise _input_error(f"sample-efficiency curve of {label}", error) from error
     band = result[CURVE_AGGREGATE]
@@ -502,7 +473,7 @@ def _task_rows(selection: scores.Selection, options: ReportOptions, labels: Sequ
     return tuple(rows)
 
 
-def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapping[str, Submission],
+def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapping[str, scores.Submission],
            covered: set[str], matrix: NDArray[np.float64], aggregates: Mapping[str, Estimate], profile: Band,
            curve: Band, curves: NDArray[np.float64]) -> Agent:
     """matrix: (runs, tasks) scores at the report's step; curves: (runs, tasks, steps) on the used steps."""
@@ -510,7 +481,10 @@ def _agent(label: str, rank: int, selection: scores.Selection, submissions: Mapp
     per_task = np.count_nonzero(~np.isnan(matrix), axis=0)  # (tasks,)
     curve_per_task = np.count_nonzero((~np.isnan(curves)).any(axis=2), axis=0)  # (tasks,)
     source = SOURCES[selection.source(label)]
-    return Agent(label, rank, source, source != "harness", tuple(submissions[i] for i in ids if i in submissions),
+    variants = set(selection.points.loc[selection.points.label == label, "variant"])
+    variant = variants.pop() if len(variants) == 1 else "mixed"
+    provenance = tuple(submissions[i] for i in ids if i in submissions)
+    return Agent(label, rank, source, source != "harness", variant, provenance,
                  len(covered), int(per_task.sum()), (int(per_task.min()), int(per_task.max())),
                  aggregates, profile, curve, int(curve_per_task.sum()),
                  (int(curve_per_task.min()), int(curve_per_task.max())))
@@ -568,6 +542,13 @@ def _notes(options: ReportOptions, agents: Sequence[Agent], rows: Sequence[TaskR
                      "matrices; they are listed under Exclusions.")
     if dropped:
         notes.append(f"{len(dropped)} grid step(s) are left out of the sample-efficiency curves (listed there).")
+    variants = {agent.label: agent.variant for agent in agents}
+    if len(set(variants.values())) > 1:
+        notes.append(
+            "The agents are different kinds of runs: " + ", ".join(f"{label} {_VARIANT_WORDS.get(v, v)}"
+                                                                  for label, v in variants.items())
+            + f". Every agent is compared on the same {len(compared)} task(s) and the same normalisation; a "
+            "multi-task agent's score on a task comes from one agent trained on all its tasks at once.")
     external = [agent.label for agent in agents if agent.external]
     if external:
         notes.append("External (submitted, not trained by this harness): " + ", ".join(external)
@@ -577,6 +558,11 @@ def _notes(options: ReportOptions, agents: Sequence[Agent], rows: Sequence[TaskR
         notes.append("The compared tasks span several suites with different normalisations ("
                      + _normalisation(compared) + "); aggregates pool the normalised scores.")
     return tuple(notes)
+
+
+_VARIANT_WORDS = {"single": "(single-task: one agent per task)",
+                  "multitask": "(multi-task: one agent trained on all its tasks at once)",
+                  "reward_conditioned": "(reward-conditioned)", "mixed": "(runs of several kinds)"}
 
 
 def _floats(values: NDArray[np.float64] | Sequence[float]) -> tuple[float, ...]:

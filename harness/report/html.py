@@ -15,6 +15,7 @@ import jinja2
 
 from harness.figures import AGGREGATE_TITLES
 from harness.report.build import AGGREGATE_NAMES, Report
+from harness.scores import is_web_link
 
 TEMPLATE = "report.html.j2"
 """The template, package data under ``harness/templates/``."""
@@ -47,11 +48,6 @@ def steps(value: float | None) -> str:
     return "–" if value is None else f"{int(value):,}"
 
 
-def is_link(value: str) -> bool:
-    """Whether a metadata value is an http(s) address the page may show as a plain link."""
-    return value.startswith(("https://", "http://")) and not any(c.isspace() for c in value)
-
-
 def render(report: Report, images: Sequence[FigureImage], files: Sequence[str]) -> str:
     """The page: report data, figures in page order, and the relative names of the data files."""
     environment = jinja2.Environment(
@@ -63,7 +59,7 @@ def render(report: Report, images: Sequence[FigureImage], files: Sequence[str]) 
         keep_trailing_newline=True,
     )
     environment.filters.update(number=number, steps=steps)
-    environment.tests["link"] = is_link
+    environment.tests["link"] = is_web_link
     return environment.get_template(TEMPLATE).render(
         report=report, images=images, files=files, aggregate_names=AGGREGATE_NAMES,
         aggregate_titles=AGGREGATE_TITLES,

@@ -11,11 +11,14 @@ from harness.submit.ingest import (
     IMPORT_KEY,
     Plan,
     Removed,
+    RunVariant,
+    SubmissionDetails,
     SubmitOptions,
     list_submissions,
     plan_submission,
     remove_submission,
     store_submission,
+    submission_details,
 )
 from harness.submit.validate import Problem
 
@@ -28,11 +31,14 @@ __all__ = [
     "Problem",
     "ReadOptions",
     "Removed",
+    "RunVariant",
     "SourceFile",
     "StepGrid",
+    "SubmissionDetails",
     "SubmitOptions",
     "list_submissions",
     "plan_submission",
     "remove_submission",
     "store_submission",
+    "submission_details",
 ]

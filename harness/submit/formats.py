@@ -13,6 +13,7 @@ the next file.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -24,10 +25,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from harness.catalog import Metric
 from harness.submit.validate import Problem, shown
 
-Format = Literal["long", "tdmpc2", "bro", "humanoidbench", "fasttd3"]
-FORMATS: tuple[Format, ...] = ("long", "tdmpc2", "bro", "humanoidbench", "fasttd3")
+Format = Literal["long", "tdmpc2", "bro", "brc", "dreamerv3", "humanoidbench", "fasttd3"]
+FORMATS: tuple[Format, ...] = ("long", "tdmpc2", "bro", "brc", "dreamerv3", "humanoidbench", "fasttd3")
 RAW_COLUMNS = ("file", "where", "task", "seed", "step", "value", "metric")
 LONG_FIELDS = ("task", "seed", "step", "value", "metric")
 PARQUET_MAGIC = b"PAR1"
@@ -59,6 +61,59 @@ class StepGrid:
     """Steps between evaluations (BRO: 25,000)."""
 
 
+BRC_GRID = StepGrid(50_000, 50_000)
+"""BRC's evaluation grid: its ``train.py`` (naumix/BiggerRegularizedCategorical, commit eec512f)
+defaults to ``eval_interval=50000`` and evaluates when the step count (per task, also in
+multi-task runs) is a multiple of it, so evaluation ``i`` is at step 50,000 * (i + 1): 20
+evaluations = its default ``max_steps`` of 1M (DMC, MetaWorld), 40 = 2M (HumanoidBench h1), 80 = 4M
+(h1hand)."""
+BRC_VARIANTS: dict[str, Literal["single", "multitask"]] = {"BRC_multitask": "multitask", "BRC_singletask": "single"}
+"""BRC's ``results/<benchmark>/<folder>`` names and the run variant each holds."""
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What ``harness submit --list-formats`` says of a format."""
+
+    reads: str
+    """The files it reads and their layout."""
+    example: str
+    """A command line that submits such files."""
+
+
+FORMAT_INFO: dict[Format, FormatInfo] = {
+    "long": FormatInfo(
+        "one CSV or Parquet file, one row per point: task, seed, step, value and optionally metric "
+        "(--column, --ignore-column, --metric NAME|auto, --metric-map)",
+        "harness submit my-agent.csv --format long --agent my-agent --meta paper=https://arxiv.org/abs/..."),
+    "tdmpc2": FormatInfo(
+        "TD-MPC2's results/<method> folder: one CSV per task (step,reward,seed or step,success,seed)",
+        "harness submit tdmpc2/results/tdmpc2 --format tdmpc2 --agent tdmpc2-paper --skip-unknown-tasks"),
+    "bro": FormatInfo(
+        "BRO's trainingdata/<variant> folder: one .npy per task, shape (evaluations, seeds); give the grid",
+        "harness submit trainingdata/BRO --format bro --agent bro-paper --step-start 25000 --step-every 25000"),
+    "brc": FormatInfo(
+        "BRC's results/<benchmark>/BRC_multitask or BRC_singletask folder: one .npy per task, shape "
+        "(seeds, evaluations); grid 50,000 * (i + 1) from BRC's train.py defaults; the folder name sets "
+        "the variant (multitask or single)",
+        "harness submit results/dmc/BRC_multitask --format brc --agent brc-paper"),
+    "dreamerv3": FormatInfo(
+        "DreamerV3-style score files (scores/*.json.gz or .json): a list of records with task, method, "
+        "seed, xs (steps), ys (scores); seed counts and grids may differ; --method picks one method",
+        "harness submit scores/dmc_proprio-dreamerv3.json.gz --format dreamerv3 --agent dreamerv3-paper "
+        "--method dreamerv3 --skip-unknown-tasks"),
+    "humanoidbench": FormatInfo(
+        "HumanoidBench's published JSON {task: {method: {\"seed_N\": {million_steps, return}}}}; --method picks "
+        "one method, --robot names the robot of task keys without one (default h1hand)",
+        "harness submit hand_ablation.json --format humanoidbench --method \"Blocked DreamerV3\" "
+        "--agent dreamerv3-blocked"),
+    "fasttd3": FormatInfo(
+        "FastTD3's JSON {task: {env_step, return}} with one return list per seed (a file of means and "
+        "min/max only is rejected, task by task, for that reason)",
+        "harness submit humanoidbench_result.json --format fasttd3 --agent fasttd3-paper"),
+}
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read the submitted path."""
@@ -68,11 +123,16 @@ class ReadOptions:
     columns: LongColumns = field(default_factory=LongColumns)
     """``long`` only: the column names."""
     metric: str | None = None
-    """``long`` only: keep the rows of this metric (needed when the file holds several)."""
+    """``long`` only: keep the rows of this metric; ``auto``: per task, the rows of its catalog metric
+    (needed when the file holds several metrics)."""
+    metric_map: dict[str, Metric] = field(default_factory=dict)
+    """``long`` only: published metric names added to the common ones for ``--metric auto``."""
+    ignore_columns: tuple[str, ...] = ()
+    """``long`` only: columns to leave out (a pandas index column has the empty name '')."""
     grid: StepGrid | None = None
-    """``bro`` only (and required there): the step grid of the arrays' rows."""
+    """``bro`` (required there) and ``brc`` (default :data:`BRC_GRID`): the step grid of the arrays."""
     method: str | None = None
-    """``humanoidbench`` only: the method (agent) of the file to read; needed when it holds several."""
+    """``dreamerv3`` and ``humanoidbench``: the method of the file to read (needed when it holds several)."""
     robot: str = "h1hand"
     """``humanoidbench`` only: the robot of task names that do not name one (``push`` -> ``h1hand-push``)."""
 
@@ -105,8 +165,8 @@ class Loaded:
 
 def read(path: Path, options: ReadOptions) -> Loaded:
     """Read a file or folder in the given format into the common long frame."""
-    suffix = {"long": None, "tdmpc2": ".csv", "bro": ".npy", "humanoidbench": ".json", "fasttd3": ".json"}[
-        options.format]
+    suffix = {"long": None, "tdmpc2": (".csv",), "bro": (".npy",), "brc": (".npy",),
+              "dreamerv3": (".json.gz", ".json"), "humanoidbench": (".json",), "fasttd3": (".json",)}[options.format]
     entries, problems = _entries(path, suffix)
     frames: list[pd.DataFrame] = []
     files: list[SourceFile] = []
@@ -125,9 +185,13 @@ def read(path: Path, options: ReadOptions) -> Loaded:
             frame, found, columns[name] = _read_humanoidbench(name, data, options)
         elif options.format == "fasttd3":
             frame, found, columns[name] = _read_fasttd3(name, data)
-        else:
+        elif options.format == "bro":
             assert options.grid is not None, "the bro format needs a step grid"
             frame, found, columns[name] = _read_bro(name, data, options.grid)
+        elif options.format == "brc":
+            frame, found, columns[name] = _read_brc(name, data, options.grid or BRC_GRID)
+        else:
+            frame, found, columns[name] = _read_dreamerv3(name, data, options.method)
         problems.extend(found)
         if frame is not None:
             frames.append(frame)
@@ -135,19 +199,22 @@ def read(path: Path, options: ReadOptions) -> Loaded:
     return Loaded(frame, tuple(sorted(files, key=lambda f: f.name)), tuple(problems), columns)
 
 
-def _entries(path: Path, suffix: str | None) -> tuple[list[tuple[str, Path]], list[Problem]]:
+def _entries(path: Path, ends: tuple[str, ...] | None) -> tuple[list[tuple[str, Path]], list[Problem]]:
     """The files to read: ``path`` itself, or the files directly inside the folder ``path``.
 
-    ``suffix`` None means the format reads one file, not a folder. Hidden entries (``.name``) are
-    ignored; links that lead out of the folder are reported and not followed.
+    ``ends`` are the name endings of the format's files; None means the format reads one file, not
+    a folder. Hidden entries (``.name``) are ignored; links that lead out of the folder are reported
+    and not followed.
     """
     if path.is_file():
-        if suffix is not None and path.suffix.lower() != suffix:
-            return [], [Problem(path.name, "", "", "a file without the " + suffix + " suffix",
+        if ends is not None and not path.name.lower().endswith(ends):
+            suffix = " or ".join(ends)
+            return [], [Problem(path.name, "", "", f"a file without the {suffix} suffix",
                                 f"a {suffix} file or a folder of them")]
         return [(path.name, path)], []
-    if suffix is None:
+    if ends is None:
         return [], [Problem(path.name, "", "", "a folder", "one CSV or Parquet file")]
+    suffix = " or ".join(ends)
     root = path.resolve()
     entries: list[tuple[str, Path]] = []
     problems: list[Problem] = []
@@ -162,7 +229,7 @@ def _entries(path: Path, suffix: str | None) -> tuple[list[tuple[str, Path]], li
                                     f"{suffix} files directly inside the submitted folder"))
         elif not entry.is_file():
             problems.append(Problem(entry.name, "", "", "not a regular file", f"a {suffix} file"))
-        elif entry.suffix.lower() != suffix:
+        elif not entry.name.lower().endswith(ends):
             problems.append(Problem(entry.name, "", "", f"a file without the {suffix} suffix",
                                     f"only {suffix} files in the folder"))
         else:
@@ -220,10 +287,15 @@ def _csv_table(name: str, data: bytes) -> tuple[pd.DataFrame | None, list[Proble
 
 
 def _columns_problems(name: str, head: str, found: list[str], required: list[str], allowed: set[str],
-                      expected: str) -> list[Problem]:
-    """Missing and extra columns; ``head`` locates the header (``line 1``, or '' for Parquet)."""
+                      expected: str, hint: str = "") -> list[Problem]:
+    """Missing columns, one problem each, and every extra column in one problem that names them all
+    (an unnamed column, such as a pandas index, shows as ''); ``head`` locates the header
+    (``line 1``, or '' for Parquet)."""
     problems = [Problem(name, head, c, "missing", expected) for c in required if c not in found]
-    problems += [Problem(name, head, c, "an extra column", expected) for c in found if c not in allowed]
+    extra = [c for c in found if c not in allowed]
+    if extra:
+        listed = ", ".join(shown(c) + (" (unnamed)" if not c.strip() else "") for c in extra)
+        problems.append(Problem(name, head, "", f"{len(extra)} extra column(s): {listed}", expected + hint))
     return problems
 
 
@@ -256,6 +328,8 @@ def _read_tdmpc2(name: str, data: bytes) -> tuple[pd.DataFrame | None, list[Prob
 
 def _read_long(name: str, file: Path, data: bytes,
                options: ReadOptions) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    """A long CSV or Parquet file. Extra columns and an unchosen metric are problems, but the rows
+    are still read so that every other problem is found too; missing columns stop the file."""
     names = options.columns
     head = "line 1"
     if data.startswith(PARQUET_MAGIC):
@@ -268,17 +342,24 @@ def _read_long(name: str, file: Path, data: bytes,
     if table is None:
         return None, problems, {}
     header = [c for c in table.columns if c != "where"]
+    problems += [Problem(name, head, c, "no such column to ignore", "--ignore-column names of the file's "
+                         f"columns ({', '.join(map(shown, header))})")
+                 for c in options.ignore_columns if c not in header]
+    header = [c for c in header if c not in options.ignore_columns]
     metric_column = names.metric or "metric"
     has_metric = metric_column in header
     required = [names.task, names.seed, names.step, names.value] + ([names.metric] if names.metric else [])
     expected = "the columns " + ", ".join(required) + ("" if names.metric else " and optionally metric")
-    problems += _columns_problems(name, head, header, required, set(required) | {metric_column}, expected)
-    if problems:
+    column_problems = _columns_problems(name, head, header, required, set(required) | {metric_column}, expected,
+                                        "; leave columns out with --ignore-column NAME (repeatable)")
+    problems += column_problems
+    if any(p.value == "missing" for p in column_problems):
         return None, problems, {}
     table, metric_problems = _select_metric(name, head, table, metric_column if has_metric else None,
                                             options.metric)
-    if metric_problems:
-        return None, problems + metric_problems, {}
+    problems += metric_problems
+    if table is None:
+        return None, problems, {}
     frame = pd.DataFrame({
         "file": name, "where": table["where"], "task": table[names.task].astype(str),
         "seed": table[names.seed], "step": table[names.step], "value": table[names.value],
@@ -303,22 +384,29 @@ def _parquet_table(name: str, file: Path) -> tuple[pd.DataFrame | None, list[Pro
 
 
 def _select_metric(name: str, head: str, table: pd.DataFrame, column: str | None,
-                   wanted: str | None) -> tuple[pd.DataFrame, list[Problem]]:
-    """Keep the rows of one metric: the one asked for, or the only one in the file."""
+                   wanted: str | None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Keep the rows of one metric: the one asked for, or the only one in the file.
+
+    Under ``auto`` (and when the file holds several metrics and none was chosen, which is a
+    problem) every row is kept: validation then takes each task's catalog metric.
+    """
     if column is None:
         if wanted is not None:
             return table, [Problem(name, head, "metric", "no metric column",
                                    "a metric column when --metric is given")]
         return table, []
     metrics = sorted(table[column].astype(str).unique())
+    if wanted == "auto":
+        return table, []
     if wanted is None:
         if len(metrics) > 1:
             return table, [Problem(name, "", column, f"several metrics ({', '.join(metrics)})",
-                                   "one metric; choose it with --metric NAME")]
+                                   "one metric; choose it with --metric NAME, or --metric auto to take each "
+                                   "task's catalog metric (return or success)")]
         return table, []
     if wanted not in metrics:
-        return table, [Problem(name, "", column, f"no row with metric {shown(wanted)}",
-                               f"one of the file's metrics: {', '.join(metrics)}")]
+        return None, [Problem(name, "", column, f"no row with metric {shown(wanted)}",
+                              f"one of the file's metrics: {', '.join(metrics)}, or auto")]
     return table[table[column].astype(str) == wanted], []
 
 
@@ -328,17 +416,9 @@ def _select_metric(name: str, head: str, table: pd.DataFrame, column: str | None
 
 def _read_bro(name: str, data: bytes,
               grid: StepGrid) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        return None, [Problem(name, "", "", shown(str(exc)), "a NumPy .npy array")], {}
-    if not isinstance(array, np.ndarray):
-        return None, [Problem(name, "", "", "an .npz archive", "a NumPy .npy array")], {}
-    if array.ndim != 2 or array.size == 0:
-        return None, [Problem(name, "", "", f"an array of shape {array.shape}",
-                              "a non-empty 2-D array (evaluations, seeds)")], {}
-    if array.dtype.kind not in "iuf":
-        return None, [Problem(name, "", "", f"an array of dtype {array.dtype}", "a numeric array")], {}
+    array, problems = _load_array(name, data, "(evaluations, seeds)")
+    if array is None:
+        return None, problems, {}
     seeds = array.shape[1]  # array: (evaluations, seeds)
     row, col = np.divmod(np.arange(array.size), seeds)  # (evaluations * seeds,) each, in ravel() order
     frame = pd.DataFrame({
@@ -355,6 +435,112 @@ def _read_bro(name: str, data: bytes,
 
 
 # ----------------------------------------------------------------------------------------------
+# brc: .npy arrays (seeds, evaluations)
+
+
+def brc_variant(path: Path) -> Literal["single", "multitask"] | None:
+    """The run variant BRC's folder name gives (``multitask`` or ``single``), None for another folder."""
+    for part in (path.resolve(), *path.resolve().parents):
+        if part.name in BRC_VARIANTS:
+            return BRC_VARIANTS[part.name]
+    return None
+
+
+def _read_brc(name: str, data: bytes,
+              grid: StepGrid) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    array, problems = _load_array(name, data, "(seeds, evaluations)")
+    if array is None:
+        return None, problems, {}
+    evaluations = array.shape[1]  # array: (seeds, evaluations)
+    seed, evaluation = np.divmod(np.arange(array.size), evaluations)  # (seeds * evaluations,) each
+    frame = pd.DataFrame({
+        "file": name,
+        "where": [f"seed row {s}, evaluation {e}" for s, e in zip(seed, evaluation, strict=True)],
+        "task": Path(name).stem,
+        "seed": seed.astype(str),
+        "step": grid.start + evaluation * grid.every,
+        "value": array.ravel().astype(np.float64),
+        "metric": None,
+    })
+    names = {"task": "(file name)", "seed": "(array row)", "step": "(step grid)", "value": "value"}
+    return frame, [], names
+
+
+def _load_array(name: str, data: bytes, layout: str) -> tuple[np.ndarray | None, list[Problem]]:
+    """A non-empty numeric 2-D array from .npy bytes, or the problem with them."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        return None, [Problem(name, "", "", shown(str(exc)), "a NumPy .npy array")]
+    if not isinstance(array, np.ndarray):
+        return None, [Problem(name, "", "", "an .npz archive", "a NumPy .npy array")]
+    if array.ndim != 2 or array.size == 0:
+        return None, [Problem(name, "", "", f"an array of shape {array.shape}", f"a non-empty 2-D array {layout}")]
+    if array.dtype.kind not in "iuf":
+        return None, [Problem(name, "", "", f"an array of dtype {array.dtype}", "a numeric array")]
+    return array, []
+
+
+# ----------------------------------------------------------------------------------------------
+# dreamerv3: score files, a JSON list of {task, method, seed, xs, ys} (gzip-compressed or not)
+
+DREAMER_KEYS = ("task", "method", "seed", "xs", "ys")
+
+
+def _read_dreamerv3(name: str, data: bytes,
+                    method: str | None) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+    expected = "a JSON list of records with task, method, seed, xs and ys (DreamerV3's scores/*.json.gz)"
+    try:
+        text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        records = json.loads(text)
+    except (OSError, EOFError, ValueError) as exc:
+        return None, [Problem(name, "", "", shown(str(exc)), expected)], {}
+    if not isinstance(records, list) or not records:
+        return None, [Problem(name, "", "", f"a JSON {type(records).__name__}" if records else "an empty list",
+                              expected)], {}
+    problems: list[Problem] = []
+    usable: list[tuple[int, dict[str, object]]] = []
+    for i, record in enumerate(records):
+        where = f"record {i}"
+        if not isinstance(record, dict):
+            problems.append(Problem(name, where, "", f"a JSON {type(record).__name__}", expected))
+            continue
+        missing = [k for k in DREAMER_KEYS if k not in record]
+        if missing:
+            problems.append(Problem(name, where, ", ".join(missing), "missing", expected))
+            continue
+        xs, ys = record["xs"], record["ys"]
+        if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+            got = (f"xs of {len(xs)} and ys of {len(ys)} values" if isinstance(xs, list) and isinstance(ys, list)
+                   else "xs or ys that is not a list")
+            problems.append(Problem(name, where, "xs, ys", got, "lists of the same length"))
+            continue
+        usable.append((i, record))
+    methods = sorted({str(r["method"]) for _, r in usable})
+    if method is None and len(methods) > 1:
+        problems.append(Problem(name, "", "method", f"several methods ({', '.join(methods)})",
+                                "one method; choose it with --method NAME"))
+        return None, problems, {}
+    if method is not None:
+        if method not in methods:
+            problems.append(Problem(name, "", "method", f"no record of method {shown(method)}",
+                                    f"one of the file's methods: {', '.join(methods)}"))
+            return None, problems, {}
+        usable = [(i, r) for i, r in usable if str(r["method"]) == method]
+    parts = []
+    for i, record in usable:
+        xs = record["xs"]
+        assert isinstance(xs, list)
+        parts.append(pd.DataFrame({
+            "file": name,
+            "where": [f"record {i} ({record['task']}, seed {record['seed']}), point {j}" for j in range(len(xs))],
+            "task": str(record["task"]), "seed": str(record["seed"]), "step": xs, "value": record["ys"],
+            "metric": None,
+        }))
+    frame = pd.concat(parts, ignore_index=True) if parts else None
+    names = {"task": "task", "seed": "seed", "step": "xs", "value": "ys"}
+    return frame, problems, names
+
 # humanoidbench and fasttd3: JSON files of HumanoidBench curves
 
 HB_ROBOTS = ("h1", "h1hand", "h1strong", "h1simplehand", "h1touch", "g1")

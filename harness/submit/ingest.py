@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -30,7 +30,16 @@ import harness
 from harness import catalog
 from harness.errors import Finding, InputError
 from harness.store import RUN_COLUMNS, Store, insert_points, score_metric
-from harness.submit.formats import HB_ROBOTS, LongColumns, ReadOptions, SourceFile, read
+from harness.submit.formats import (
+    BRC_GRID,
+    BRC_VARIANTS,
+    HB_ROBOTS,
+    LongColumns,
+    ReadOptions,
+    SourceFile,
+    brc_variant,
+    read,
+)
 from harness.submit.validate import Problem, check
 
 IMPORT_KEY = "harness_import"
@@ -40,9 +49,19 @@ _STEP_NOTES = {
     "tdmpc2": "step is the environment step as TD-MPC2 reports it (for DMC its wrapper repeats each "
               "action twice); stored as published, not rescaled",
     "bro": "step of evaluation i is {start} + {every} * i (--step-start, --step-every)",
+    "brc": "step of evaluation i is {start} + {every} * i: BRC's train.py defaults (eval_interval=50000, "
+           "an evaluation whenever the per-task step count is a multiple of it; naumix/"
+           "BiggerRegularizedCategorical commit eec512f) unless --step-start/--step-every are given",
+    "dreamerv3": "step is the record's xs value as published (environment steps as DreamerV3's logger "
+                 "counts them), not rescaled",
     "humanoidbench": "step is HumanoidBench's million_steps x 1,000,000; task keys without a robot are "
                      "read as the --robot's",
 }
+NOTHING_LEFT = "no results left to store"
+"""The problem of a submission none of whose rows can be stored (every task skipped, say)."""
+RunVariant = Literal["single", "multitask", "reward_conditioned"]
+"""What kind of runs a submission holds (the store's ``runs.variant``): ``single`` (one agent per task,
+the default), ``multitask`` (one agent trained on all its tasks at once) or ``reward_conditioned``."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class SubmitOptions:
     """Leave out (and list) tasks the catalog does not know instead of rejecting the submission."""
     split_duplicate_seeds: bool = False
     """Store each further run under a reused seed label as a new seed instead of rejecting it."""
+    merge_aliases: bool = False
+    """Store the rows of several published names that mean one catalog task as that one task."""
+    variant: RunVariant | None = None
+    """The kind of runs; None: what the files' folder says (BRC's ``BRC_multitask``), else ``single``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,9 @@ class Plan:
 
     options: SubmitOptions
     """The options it was planned with."""
+    variant: RunVariant
+    """The kind of runs, stored in ``runs.variant``: ``SubmitOptions.variant``, else what the files'
+    folder says (BRC's ``BRC_multitask``: ``multitask``), else ``single``."""
     files: tuple[SourceFile, ...]
     """The files read, with their SHA-256 and size."""
     content_sha256: str
@@ -82,6 +108,10 @@ class Plan:
     """What was done to the data on the way in, recorded with the submission."""
     skipped: tuple[str, ...]
     """Published task names left out by ``skip_unknown_tasks``."""
+    names: tuple[tuple[str, str], ...] = ()
+    """Every published task name and the catalog task it was stored as."""
+    merged: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Catalog tasks given under several published names, with those names."""
 
     @property
     def submission_id(self) -> str:
@@ -117,9 +147,12 @@ class Plan:
             **self.options.meta,
             IMPORT_KEY: {
                 "options": {**read_options, "skip_unknown_tasks": self.options.skip_unknown_tasks,
-                            "split_duplicate_seeds": self.options.split_duplicate_seeds},
+                            "split_duplicate_seeds": self.options.split_duplicate_seeds,
+                            "merge_aliases": self.options.merge_aliases, "variant": self.variant},
                 "notes": list(self.notes),
                 "skipped_tasks": list(self.skipped),
+                "task_names": dict(self.names),
+                "merged_names": {task: list(names) for task, names in self.merged},
             },
         }
 
@@ -142,8 +175,10 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
     """
     _check_options(path, options)
     loaded = read(path, options.read)
+    read_options = options.read
     checked = check(loaded.frame, loaded.columns, skip_unknown_tasks=options.skip_unknown_tasks,
-                    split_duplicate_seeds=options.split_duplicate_seeds)
+                    split_duplicate_seeds=options.split_duplicate_seeds, merge_aliases=options.merge_aliases,
+                    auto_metric=read_options.metric == "auto", metric_names=read_options.metric_map)
     content = content_sha256(loaded.files)
     points = checked.points
     seeds = points[["task", "seed"]].drop_duplicates()
@@ -155,17 +190,26 @@ def plan_submission(store: Store, path: Path, options: SubmitOptions) -> Plan:
     )[["run_id", "task", "seed", "step", "value", "metric"]]
     problems = sorted(loaded.problems + checked.problems, key=lambda p: p.file)
     if points.empty and not problems:
-        problems.append(Problem("", "", "", "no results left to store", "at least one task of the catalog"))
+        problems.append(Problem("", "", "", NOTHING_LEFT, "at least one task of the catalog"))
     if store.path.exists() and loaded.files:
         with store.connect(read_only=True) as con:
             problems += _store_problems(con, options.agent, content, seeds)
-    grid = options.read.grid
+    grid = options.read.grid or (BRC_GRID if options.read.format == "brc" else None)
     notes = checked.notes
-    if options.read.format in _STEP_NOTES:
-        step_note = _STEP_NOTES[options.read.format].format(start=grid.start if grid else 0,
+    note_key = "bro" if options.read.format == "brc" and options.read.grid else options.read.format
+    if note_key in _STEP_NOTES:
+        step_note = _STEP_NOTES[note_key].format(start=grid.start if grid else 0,
                                                             every=grid.every if grid else 0)
         notes = (step_note, *notes)
-    return Plan(options, loaded.files, content, points, tuple(problems), notes, checked.skipped)
+    variant: RunVariant = options.variant or "single"
+    if options.read.format == "brc" and options.variant is None:
+        found = brc_variant(path)
+        variant = found or "single"
+        notes = (f"variant {found}: from the folder name" if found else
+                 f"variant single: the folder is not one of BRC's ({', '.join(BRC_VARIANTS)}); "
+                 "--variant says it", *notes)
+    return Plan(options, variant, loaded.files, content, points, tuple(problems), notes, checked.skipped,
+                checked.names, checked.merged)
 
 
 def store_submission(store: Store, plan: Plan) -> str:
@@ -190,7 +234,7 @@ def store_submission(store: Store, plan: Plan) -> str:
              datetime.now(UTC).replace(tzinfo=None), harness.__version__],
         ).fetchall()
         rows = runs.assign(source="submission", submission_id=plan.submission_id, label=options.agent,
-                           agent=options.agent, suite=options.suite, status="finished")
+                           agent=options.agent, suite=options.suite, status="finished", variant=plan.variant)
         names = [c for c in RUN_COLUMNS if c in rows.columns]
         con.register("_submitted_runs", rows[names])
         try:
@@ -221,6 +265,44 @@ def list_submissions(store: Store) -> pd.DataFrame:
             "FROM submissions s LEFT JOIN r USING (submission_id) LEFT JOIN p USING (submission_id) "
             "ORDER BY s.submitted_at, s.submission_id"
         ).df()[columns]
+
+
+@dataclass(frozen=True)
+class SubmissionDetails:
+    """One submission as stored: its row, its provenance and its runs per task."""
+
+    submission_id: str
+    agent: str
+    format: str
+    suite: str | None
+    submitted_at: datetime
+    harness_version: str
+    files: tuple[SourceFile, ...]
+    """The files it was read from, with their SHA-256 and size."""
+    meta: dict[str, Any]
+    """The submitter's keys, and under :data:`IMPORT_KEY` how the harness imported it."""
+    tasks: pd.DataFrame
+    """``task, runs, seeds, points, first_step, last_step`` per catalog task, by task."""
+
+
+def submission_details(store: Store, submission_id: str) -> SubmissionDetails:
+    """A stored submission with its provenance and per-task runs (:class:`InputError` if absent)."""
+    if not store.path.exists():
+        raise InputError(f"no submission {submission_id!r}: there is no store at {store.path}")
+    with store.connect(read_only=True) as con:
+        row = _first(con, "SELECT agent, format, suite, submitted_at, harness_version, files, meta "
+                          "FROM submissions WHERE submission_id = ?", [submission_id])
+        if row is None:
+            raise InputError(f"no submission {submission_id!r} in {store.path}; "
+                             "`harness submissions` lists them")
+        tasks = con.execute(
+            "SELECT r.task, count(DISTINCT r.run_id) AS runs, list(DISTINCT r.seed ORDER BY r.seed) AS seeds, "
+            "count(c.step) AS points, min(c.step) AS first_step, max(c.step) AS last_step "
+            "FROM runs r LEFT JOIN curves c USING (run_id) WHERE r.submission_id = ? "
+            "GROUP BY r.task ORDER BY r.task", [submission_id]).df()
+    agent, fmt, suite, submitted_at, version, files, meta = row
+    return SubmissionDetails(submission_id, agent, fmt, suite, submitted_at, version,
+                             tuple(SourceFile(**f) for f in json.loads(files)), json.loads(meta), tasks)
 
 
 @dataclass(frozen=True)
@@ -276,16 +358,20 @@ def _check_options(path: Path, options: SubmitOptions) -> None:
     if read_options.format == "bro" and read_options.grid is None:
         raise InputError("--format bro needs the step grid: --step-start and --step-every "
                          "(BRO's own: --step-start 25000 --step-every 25000)")
-    if read_options.format != "bro" and read_options.grid is not None:
-        raise InputError("--step-start and --step-every apply to --format bro only")
-    if read_options.format != "humanoidbench" and (read_options.method is not None
-                                                   or read_options.robot != ReadOptions.robot):
-        raise InputError("--method and --robot apply to --format humanoidbench only")
+    if read_options.format not in ("bro", "brc") and read_options.grid is not None:
+        raise InputError("--step-start and --step-every apply to --format bro and brc only")
+    if read_options.format not in ("dreamerv3", "humanoidbench") and read_options.method is not None:
+        raise InputError("--method applies to --format dreamerv3 and humanoidbench only")
+    if read_options.format != "humanoidbench" and read_options.robot != ReadOptions.robot:
+        raise InputError("--robot applies to --format humanoidbench only")
     if read_options.format == "humanoidbench" and read_options.robot not in HB_ROBOTS:
         raise InputError(f"--robot {read_options.robot}: expected one of {', '.join(HB_ROBOTS)}")
-    if read_options.format != "long" and (read_options.metric is not None
+    if read_options.format != "long" and (read_options.metric is not None or read_options.metric_map
+                                          or read_options.ignore_columns
                                           or read_options.columns != LongColumns()):
-        raise InputError("--column and --metric apply to --format long only")
+        raise InputError("--column, --metric, --metric-map and --ignore-column apply to --format long only")
+    if read_options.metric_map and read_options.metric != "auto":
+        raise InputError("--metric-map names metrics for --metric auto; add --metric auto")
 
 
 def _store_problems(con: duckdb.DuckDBPyConnection, agent: str, content: str,

@@ -4,14 +4,24 @@
 that can be stored (canonical task, integer seed, step, value) with every :class:`Problem` found,
 each located by file, row and column, with the value found and what was expected.
 
-Seeds. A run is the sequence of rows of one (file, task, seed label), in file order; its steps
-must increase. When the steps of a seed label go back to (or below) the label's first step, a
-second run starts under the same label (TD-MPC2's ``tdmpc`` folder has this): that is a problem
-unless ``split_duplicate_seeds`` is set, which gives every further run a new seed number after the
-task's largest one. A row that repeats the row before it exactly (same seed, step and value) adds
-nothing and is dropped with a note; the same step with a different value is a problem. Seed labels
-that are all integers are stored as those integers; otherwise the distinct labels are numbered
-1, 2, ... in order of first appearance, and the mapping is given as a note.
+Task names go through :func:`harness.catalog.resolve` (the catalog's one alias table). Two
+different published names that mean one catalog task (BRO's ``finger-turn`` and
+``finger-turn-hard``) are a problem unless ``merge_aliases`` is set; every published name and its
+catalog task is recorded either way.
+
+Metrics. When a file holds several metrics (or ``auto_metric`` is set), each task keeps the rows
+whose metric name means the task's catalog metric (:data:`METRIC_NAMES`, extended by the caller);
+the other rows are dropped and counted in a note.
+
+Seeds. A run is the sequence of rows of one (file, published task name, seed label), in file
+order; its steps must increase. When the steps of a seed label go back to (or below) the label's
+first step, a second run starts under the same label (TD-MPC2's ``tdmpc`` folder has this); merged
+names give a label one run per name. More than one run per (task, seed label) is a problem unless
+``split_duplicate_seeds`` is set, which gives every further run a new seed number after the task's
+largest one. A row that repeats an earlier row of its run exactly (same step and value) adds
+nothing and is dropped with a note naming both lines; the same step with a different value is a
+problem. Seed labels that are all integers are stored as those integers; otherwise the distinct
+labels are numbered 1, 2, ... in order of first appearance, and the mapping is given as a note.
 """
 
 from __future__ import annotations
@@ -21,12 +31,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from harness import catalog
 from harness.errors import InputError
 
 INT32_MAX = 2**31 - 1
 _MEANING = {"return": "episode return", "success": "success rate"}
+METRIC_NAMES: dict[str, catalog.Metric] = {
+    "avg_return": "return", "episode_return": "return", "return": "return", "eval/return": "return",
+    "avg_success": "success", "success": "success", "success_rate": "success", "eval/success": "success",
+}
+"""Common published metric names and what they measure, for per-task metric selection
+(``--metric auto``); ``--metric-map NAME=return|success`` adds names. Matched case-insensitively."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,10 @@ class Checked:
     """What was done to the data on the way in (skipped tasks, dropped rows, new seed numbers)."""
     skipped: tuple[str, ...]
     """Published task names left out because they are not in the catalog."""
+    names: tuple[tuple[str, str], ...]
+    """Every published task name and the catalog task it means, sorted by published name."""
+    merged: tuple[tuple[str, tuple[str, ...]], ...]
+    """Catalog tasks given under several published names: (task, names), merged or not."""
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -89,12 +110,15 @@ def metric_kind(name: str) -> catalog.Metric | None:
 
 
 def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unknown_tasks: bool,
-          split_duplicate_seeds: bool) -> Checked:
-    """Validate the common long frame; ``columns`` names each file's columns in messages."""
+          split_duplicate_seeds: bool, merge_aliases: bool = False, auto_metric: bool = False,
+          metric_names: dict[str, catalog.Metric] | None = None) -> Checked:
+    """Validate the common long frame; ``columns`` names each file's columns in messages.
+
+    ``metric_names`` adds to (or overrides) :data:`METRIC_NAMES` for per-task metric selection.
+    """
     df = frame.reset_index(drop=True)
     found: Found = []
     notes: list[str] = []
-    bad = np.zeros(len(df), dtype=bool)  # (rows,) True where a row has a problem of its own
 
     def column(file: str, field: str) -> str:
         return columns.get(file, {}).get(field, field)
@@ -109,8 +133,20 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
 
     tasks, skipped = _resolve_tasks(df, found, notes, column, skip_unknown_tasks)
     df["canonical"] = df["task"].map({name: t.name for name, t in tasks.items() if t is not None})
-    known = df["canonical"].notna()
+    # The published name as a source: written with or without the suite prefix, in any case, it is one name.
+    df["source"] = [name if pd.isna(task) else str(name).lower().removeprefix(str(task).split("/", 1)[0] + "/")
+                    for name, task in zip(df["task"], df["canonical"], strict=True)]
     metric_of = {t.name: t.metric for t in tasks.values() if t is not None}
+    names = {**METRIC_NAMES, **{k.lower(): v for k, v in (metric_names or {}).items()}}
+    kept = _select_metrics(df, metric_of, names, auto_metric, found, notes, column)  # (rows,)
+    if not kept.all():
+        # Renumber the rows kept, and the rows of the problems found so far with them (for their order).
+        position = np.maximum(np.cumsum(kept) - 1, 0)  # (rows,) new index of each row, or of the one kept before it
+        found[:] = [(file, int(position[index]), problem) for file, index, problem in found]
+        df = df[kept].reset_index(drop=True)
+    merged = _check_aliases(df, found, notes, column, merge_aliases)
+    known = df["canonical"].notna()
+    bad = np.zeros(len(df), dtype=bool)  # (rows,) True where a row has a problem of its own
 
     step = pd.to_numeric(df["step"], errors="coerce").astype(np.float64)
     step_ok = np.isfinite(step) & (step == np.floor(step)) & (step >= 0)
@@ -118,7 +154,7 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
     value = pd.to_numeric(df["value"], errors="coerce").astype(np.float64)
     flag(known & ~np.isfinite(value), "value", "a finite number")
 
-    kind_ok = _check_metric_kinds(df, tasks, found, column) & known
+    kind_ok = _check_metric_kinds(df, tasks, names, found, column) & known
     success = df["canonical"].map(metric_of) == "success"
     flag(kind_ok & success & np.isfinite(value) & ((value < 0) | (value > 1)), "value",
          "a success rate in [0, 1]")
@@ -131,7 +167,7 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
 
     ok = known & step_ok & seed_ok
     seed, repeated = _check_runs(df.assign(stepf=step, valf=value, seed_int=seed), ok, found, notes,
-                                 column, bad, split_duplicate_seeds)
+                                 column, bad, split_duplicate_seeds, merge_aliases)
 
     keep = ok & ~pd.Series(bad, index=df.index) & ~repeated
     points = pd.DataFrame({
@@ -141,7 +177,8 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
         "value": value[keep],
     }).reset_index(drop=True)
     problems = tuple(p for _, _, p in sorted(found, key=lambda item: (item[0], item[1])))
-    return Checked(points, problems, tuple(notes), tuple(skipped))
+    mapping = tuple(sorted((str(name), t.name) for name, t in tasks.items() if t is not None))
+    return Checked(points, problems, tuple(notes), tuple(skipped), mapping, merged)
 
 
 def _resolve_tasks(df: pd.DataFrame, found: Found, notes: list[str], column: ColumnName,
@@ -164,24 +201,83 @@ def _resolve_tasks(df: pd.DataFrame, found: Found, notes: list[str], column: Col
                 found.append((file, int(index), Problem(
                     file, where, column(file, "task"), str(exc),
                     "a task of the catalog or one of its aliases, or --skip-unknown-tasks to leave it out")))
-    # One file per task: two files whose names mean the same task would mix their seeds.
-    by_task: dict[str, dict[str, tuple[int, str, str]]] = {}
-    for index, file, where, name in zip(sources.index, sources["file"], sources["where"], sources["task"],
-                                        strict=True):
-        task = tasks[name]
-        if task is not None:
-            by_task.setdefault(task.name, {}).setdefault(file, (int(index), where, name))
-    for canonical, files in by_task.items():
-        first_file, (_, _, first_name) = next(iter(files.items()))
-        for file, (index, where, name) in list(files.items())[1:]:
-            found.append((file, index, Problem(
-                file, where, column(file, "task"), shown(name),
-                f"one file per task: {first_name!r} in {first_file} also means {canonical}")))
     return tasks, sorted(set(skipped))
 
 
+def _span(rows: pd.DataFrame) -> str:
+    """Where some rows of one file are: ``line 2 to line 9`` (or one place), and how many."""
+    first, last = str(rows["where"].iloc[0]), str(rows["where"].iloc[-1])
+    place = first if len(rows) == 1 else f"{first} to {last}"
+    return f"{place}, {len(rows)} row{'s' if len(rows) > 1 else ''}"
+
+
+def _select_metrics(df: pd.DataFrame, metric_of: dict[str, catalog.Metric], names: dict[str, catalog.Metric],
+                    auto_metric: bool, found: Found, notes: list[str], column: ColumnName) -> NDArray[np.bool_]:
+    """Per task, keep the rows of the task's catalog metric, in files with several metrics or under
+    ``auto_metric``; the other rows are dropped (counted in a note). Returns the mask (rows,) of rows kept."""
+    several = df.groupby("file")["metric"].transform("nunique") > 1
+    chosen = df["canonical"].notna() & df["metric"].notna() & (several | auto_metric)
+    if not chosen.any():
+        return np.ones(len(df), dtype=bool)
+    kind = df["metric"].map(lambda m: names.get(str(m).lower()))
+    keep = kind == df["canonical"].map(metric_of)
+    drop = chosen & ~keep
+    for file, rows in df[chosen].groupby("file", sort=False):
+        kept = rows[keep[rows.index]]
+        counts = ", ".join(f"{m} {n}" for m, n in kept["metric"].value_counts(sort=False).items())
+        dropped = rows[drop[rows.index]]["metric"].value_counts(sort=False)
+        text = f"{file}: kept each task's catalog metric ({counts or 'no rows'})"
+        if len(dropped):
+            text += "; dropped the rows of other metrics (" + ", ".join(f"{m} {n}" for m, n in dropped.items()) + ")"
+        notes.append(text)
+        for (name, canonical), task_rows in rows.groupby(["task", "canonical"], sort=False):
+            if keep[task_rows.index].any():
+                continue
+            metric = metric_of[str(canonical)]
+            known = sorted(n for n, k in names.items() if k == metric)
+            index = int(task_rows.index[0])
+            found.append((str(file), index, Problem(
+                str(file), str(task_rows["where"].iloc[0]), column(str(file), "metric"),
+                f"no row of a {metric} metric for {shown(name)} (metrics: "
+                f"{', '.join(sorted(task_rows['metric'].astype(str).unique()))})",
+                f"rows of {_MEANING[metric]} for {canonical}, under a known name ({', '.join(known)}) "
+                f"or one added with --metric-map NAME={metric}")))
+    return (~drop).to_numpy()
+
+
+def _check_aliases(df: pd.DataFrame, found: Found, notes: list[str], column: ColumnName,
+                   merge_aliases: bool) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Catalog tasks given under several published names (in one file or across files).
+
+    Without ``merge_aliases`` each further name is a problem naming both names, where they are
+    and the task; with it, the merge is noted. Returns (task, names) for every such task.
+    """
+    merged: list[tuple[str, tuple[str, ...]]] = []
+    known = df[df["canonical"].notna()]
+    for canonical, rows in known.groupby("canonical", sort=False):
+        sources = rows.drop_duplicates(["file", "source"])
+        if len(sources) == 1:
+            continue
+        spans = []
+        for file, source, name in zip(sources["file"], sources["source"], sources["task"], strict=True):
+            part = rows[(rows["file"] == file) & (rows["source"] == source)]
+            spans.append((str(file), str(name), int(part.index[0]), str(part["where"].iloc[0]), _span(part)))
+        merged.append((str(canonical), tuple(dict.fromkeys(name for _, name, _, _, _ in spans))))
+        described = [f"{shown(name)} ({file}, {span})" for file, name, _, _, span in spans]
+        if merge_aliases:
+            notes.append(f"merged {' and '.join(described)} into {canonical} (--merge-aliases)")
+            continue
+        first_file, first_name, _, _, first_span = spans[0]
+        for file, name, index, where, span in spans[1:]:
+            found.append((file, index, Problem(
+                file, where, column(file, "task"), f"{shown(name)} ({span})",
+                f"one published name per task: {shown(first_name)} ({first_file}, {first_span}) also means "
+                f"{canonical}; pass --merge-aliases to store both names' rows as {canonical}")))
+    return tuple(merged)
+
+
 def _check_metric_kinds(df: pd.DataFrame, tasks: dict[str, catalog.Task | None],
-                        found: Found, column: ColumnName) -> pd.Series:
+                        names: dict[str, catalog.Metric], found: Found, column: ColumnName) -> pd.Series:
     """Rows whose published metric agrees with the catalog's (rows without a metric name agree)."""
     agree = pd.Series(True, index=df.index)
     named = df[df["metric"].notna()]
@@ -189,7 +285,7 @@ def _check_metric_kinds(df: pd.DataFrame, tasks: dict[str, catalog.Task | None],
         task = tasks.get(str(name))
         if task is None:
             continue
-        kind = metric_kind(str(metric))
+        kind = names.get(str(metric).lower()) or metric_kind(str(metric))
         index = int(rows.index[0])
         where = str(rows["where"].iloc[0])
         if kind is None:
@@ -231,18 +327,22 @@ def _check_label_collisions(df: pd.DataFrame, ok: pd.Series, found: Found, colum
 
 
 def _check_runs(df: pd.DataFrame, ok: pd.Series, found: Found, notes: list[str], column: ColumnName,
-                bad: np.ndarray, split_duplicate_seeds: bool) -> tuple[pd.Series, pd.Series]:
-    """Check the step sequence of every (file, task, seed label); split or report reused labels.
+                bad: np.ndarray, split_duplicate_seeds: bool, merge_aliases: bool) -> tuple[pd.Series, pd.Series]:
+    """Check the step sequence of every (file, published task name, seed label); split or report
+    labels that carry several runs.
 
-    Rows out of order and conflicting repeats are marked in ``bad`` (rows,).
+    Rows out of order and conflicting repeats are marked in ``bad`` (rows,). A label is the
+    (task, seed label) pair; with ``merge_aliases`` one label can hold runs of several published
+    names and files, otherwise it is also keyed by file and name (their clash is reported apart).
 
     Returns the final seed number of every row and the mask of exact repeats to drop.
     """
     sub = df[ok]
-    keys = [sub["file"], sub["canonical"], sub["seed"]]
-    groups = sub.groupby(keys, sort=False)
+    stream = ["file", "source", "canonical", "seed"]
+    groups = sub.groupby(stream, sort=False)
     prev_step = groups["stepf"].shift()
     prev_value = groups["valf"].shift()
+    prev_where = groups["where"].shift()
     first_step = groups["stepf"].transform("first")
     back = sub["stepf"] < prev_step
     restart = back & (sub["stepf"] <= first_step)  # the label starts over: another run
@@ -266,38 +366,46 @@ def _check_runs(df: pd.DataFrame, ok: pd.Series, found: Found, notes: list[str],
     repeated = pd.Series(False, index=df.index)
     repeated[sub.index[same]] = True
     for file, rows in sub[same].groupby("file", sort=False):
-        notes.append(f"{file}: dropped {len(rows)} row(s) that repeat the row before them exactly "
-                     f"(same seed, step and value): {', '.join(rows['where'])}")
+        pairs = ", ".join(f"{where} (= {prev_where[i]})" for i, where in zip(rows.index, rows["where"], strict=True))
+        notes.append(f"{file}: dropped {len(rows)} row(s) that repeat an earlier row of their task and seed "
+                     f"exactly (same step and value): {pairs}")
 
-    segment = restart.astype(np.int64).groupby(keys, sort=False).cumsum()  # run number within a label
-    label_keys = ["file", "canonical", "seed"]
+    segment = restart.astype(np.int64).groupby([sub[k] for k in stream], sort=False).cumsum()  # run within a stream
     spans = (sub.assign(segment=segment, index=sub.index)
-             .groupby([*label_keys, "segment"], sort=False)
+             .groupby([*stream, "segment"], sort=False)
              .agg(first=("index", "first"), last=("index", "last"), start=("stepf", "first"),
                   end=("stepf", "last"))
-             .reset_index())
-    spans["runs"] = spans.groupby(label_keys, sort=False)["segment"].transform("max") + 1
+             .reset_index()
+             .sort_values("first", ignore_index=True))
+    label = ["canonical", "seed"] if merge_aliases else stream
+    spans["runs"] = spans.groupby(label, sort=False)["segment"].transform("size")
+    spans["order"] = spans.groupby(label, sort=False).cumcount()  # 0 for a label's first run
     spans["span"] = [f"{df.at[first, 'where']} to {df.at[last, 'where']} (steps {int(a)}-{int(b)})"
                      for first, last, a, b in zip(spans["first"], spans["last"], spans["start"], spans["end"],
                                                   strict=True)]
     reused = spans[spans["runs"] > 1]
     seed = df["seed_int"].copy()
     if not split_duplicate_seeds:
-        for (file, _, label), runs in reused.groupby(label_keys, sort=False):
-            restart_index = int(runs["first"].iloc[1])
-            found.append((str(file), restart_index, Problem(
-                str(file), str(df.at[restart_index, "where"]), column(str(file), "seed"),
-                f"{shown(label)} starting over at step {int(runs['start'].iloc[1])}",
-                f"one run per seed label (this label carries {len(runs)} runs: {'; '.join(runs['span'])}); "
+        for _, runs in reused.groupby(label, sort=False):
+            one_source = runs[["file", "source"]].drop_duplicates().shape[0] == 1
+            described = [r.span if one_source else f"{r.source!r} in {r.file}, {r.span}" for r in runs.itertuples()]
+            second = runs.iloc[1]
+            file, index = str(second["file"]), int(second["first"])
+            got = (f"{shown(second['seed'])} starting over at step {int(second['start'])}" if one_source
+                   else f"{shown(second['seed'])} of {shown(second['source'])}, a seed label that "
+                   f"{runs['source'].iloc[0]!r} also uses")
+            found.append((file, index, Problem(
+                file, str(df.at[index, "where"]), column(file, "seed"), got,
+                f"one run per seed label (this label carries {len(runs)} runs: {'; '.join(described)}); "
                 "pass --split-duplicate-seeds to store each run under its own seed number")))
         return seed, repeated
     # Each further run gets the next seed number after the task's largest, in order of first row.
     next_seed = sub.groupby("canonical")["seed_int"].max().to_dict()
-    for r in reused[reused["segment"] > 0].sort_values("first").itertuples():
+    for r in reused[reused["order"] > 0].itertuples():
         next_seed[r.canonical] += 1
-        rows = ((sub["file"] == r.file) & (sub["canonical"] == r.canonical) & (sub["seed"] == r.seed)
-                & (segment == r.segment))
+        rows = np.logical_and.reduce([(sub[k] == getattr(r, k)).to_numpy() for k in stream]
+                                     + [(segment == r.segment).to_numpy()])
         seed[sub.index[rows]] = next_seed[r.canonical]
-        notes.append(f"{r.file}: seed {r.seed!r} carries {r.runs} runs; the run at {r.span} "
-                     f"is stored as seed {next_seed[r.canonical]}")
+        notes.append(f"{r.file}: {r.canonical} seed {r.seed!r} carries {r.runs} runs; the run at {r.span} "
+                     f"is stored as seed {next_seed[r.canonical]} (published name {r.source!r})")
     return seed, repeated
