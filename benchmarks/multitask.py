@@ -72,7 +72,7 @@ def main() -> None:
     print(f"{len(tasks)} tasks ({sum(t.startswith('metaworld/') for t in tasks)} MetaWorld), SAC 64x64, "
           f"batch 64, 1 seed, {args.budget} steps per task (warm-up {args.warmup}); {cores} cores")
 
-    print(f"\n{len(tasks)}-task job (one agent, all envs stepped together each step; updates/s = steps/s of each task):")
+    print(f"\n{len(tasks)}-task job (one agent, all envs stepped together; updates/s = steps/s of each task):")
     print(f"{'env processes':>14} {'env steps/s':>12} {'updates/s':>10} {'wall s':>8}")
     job: dict[int, dict[str, float]] = {}
     for workers in range(1, cores + 1):
@@ -96,8 +96,8 @@ def main() -> None:
           f"({best['env_steps_per_s'] / single_sps:.2f}x)")
     print(f"steady updates/s:   job {best['updates_per_s']:.1f} (each over all tasks) vs "
           f"single-task runs {single_ups:.1f} (each for one task)")
-    print(f"wall time for {len(tasks)} x {args.budget} env steps: job {best['wall_s']:.0f} s vs {len(tasks)} single-task runs "
-          f"{eighty_wall:.0f} s (from the sample) ({eighty_wall / best['wall_s']:.2f}x)")
+    print(f"wall time for {len(tasks)} x {args.budget} env steps: job {best['wall_s']:.0f} s vs {len(tasks)} "
+          f"single-task runs {eighty_wall:.0f} s (from the sample) ({eighty_wall / best['wall_s']:.2f}x)")
     if len(job) > 1:
         print("parallel stepping: " + ", ".join(
             f"{w} processes {r['env_steps_per_s'] / job[1]['env_steps_per_s']:.2f}x" for w, r in job.items()))

@@ -14,7 +14,7 @@ import pytest
 
 from harness import catalog
 from harness.envs import ADAPTERS, Env, make
-from harness.envs.vector import VecEnv, evaluate
+from harness.envs.vector import VecEnv, episode_seed, evaluate
 from harness.errors import InputError
 
 os.environ.setdefault("MUJOCO_GL", "disable")
@@ -239,12 +239,12 @@ def test_vecenv_auto_resets_and_reports_episode_returns() -> None:
             else:
                 assert np.isnan(r.episode_return[i])
         assert np.isnan(r.episode_success).all()  # a return-metric task
-    # At step 3 env 0's next_obs is its final observation, obs the first of its next episode,
-    # which continues the env's own random stream (a plain reset()).
+    # At step 3 env 0's next_obs is its final observation, obs the first of its next episode, seeded
+    # from the env's reset seed and the episode's number (so that a checkpoint can replay it).
     for _ in range(3):
         final, _, _, _, _ = reference.step(np.zeros(1))
     np.testing.assert_array_equal(results[2].next_obs[0], final)
-    np.testing.assert_array_equal(results[2].obs[0], reference.reset()[0])
+    np.testing.assert_array_equal(results[2].obs[0], reference.reset(seed=episode_seed(10, 1))[0])
     assert not np.array_equal(results[2].obs[0], results[2].next_obs[0])
     np.testing.assert_array_equal(results[1].obs, results[1].next_obs)  # no episode ended at step 2
 
