@@ -65,6 +65,20 @@ def test_brc_folders_import_with_counts_from_the_arrays(tmp_path, benchmark, var
 
 
 @needs_brc
+def test_brc_shadowhand_objects_become_rotation_tasks(tmp_path):
+    """BRC names ShadowHand files after the object (`hammer.npy` is the hammer rotation, not MetaWorld's
+    hammer); its `aggregate.npy` summary (seeds, evaluations, objects) is not a task and is not read."""
+    folder = BRC / "shadowhand" / "BRC_multitask"
+    objects = sorted(f.stem for f in folder.glob("*.npy") if f.name != "aggregate.npy")
+    results = tmp_path / "r"
+    code, out = submit(folder, results, "--format", "brc", "--agent", "brc-sh")
+    assert code == 0, out
+    tasks = [t for (t,) in query(results / "harness.duckdb", "SELECT DISTINCT task FROM runs ORDER BY task")]
+    assert tasks == sorted(catalog.resolve(f"{o}-rotate").name for o in objects)
+    assert "shadowhand/hammer-rotate" in tasks and len(tasks) == 85
+
+
+@needs_brc
 def test_brc_humanoidbench_tasks_the_catalog_knows(tmp_path):
     folder = BRC / "humanoidbench" / "BRC_multitask"
     known = sorted(f.stem for f in folder.glob("*.npy") if catalog.maybe_resolve(f.stem) is not None)

@@ -188,8 +188,10 @@ def read(path: Path, options: ReadOptions) -> Loaded:
         elif options.format == "bro":
             assert options.grid is not None, "the bro format needs a step grid"
             frame, found, columns[name] = _read_bro(name, data, options.grid)
+        elif options.format == "brc" and Path(name).name == BRC_AGGREGATE:
+            continue  # BRC's summary over the folder's tasks, not a task
         elif options.format == "brc":
-            frame, found, columns[name] = _read_brc(name, data, options.grid or BRC_GRID)
+            frame, found, columns[name] = _read_brc(name, data, options.grid or BRC_GRID, brc_task_name(path))
         else:
             frame, found, columns[name] = _read_dreamerv3(name, data, options.method)
         problems.extend(found)
@@ -446,8 +448,24 @@ def brc_variant(path: Path) -> Literal["single", "multitask"] | None:
     return None
 
 
-def _read_brc(name: str, data: bytes,
-              grid: StepGrid) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
+BRC_AGGREGATE = "aggregate.npy"
+"""A (seeds, evaluations, tasks) summary BRC keeps beside some folders' task files; not read."""
+
+BRC_TASK_NAMES = {"shadowhand": "{}-rotate"}
+"""BRC's ``results/<benchmark>`` folders whose file names are not task names: how a file name (BRC's
+object name) becomes one. A bare object name can be another suite's task (``hammer``)."""
+
+
+def brc_task_name(path: Path) -> str:
+    """The task-name pattern of the files of BRC's results under ``path`` (``"{}"``: the file name)."""
+    for part in (path.resolve(), *path.resolve().parents):
+        if part.name in BRC_VARIANTS:
+            return BRC_TASK_NAMES.get(part.parent.name, "{}")
+    return "{}"
+
+
+def _read_brc(name: str, data: bytes, grid: StepGrid,
+              task_name: str) -> tuple[pd.DataFrame | None, list[Problem], dict[str, str]]:
     array, problems = _load_array(name, data, "(seeds, evaluations)")
     if array is None:
         return None, problems, {}
@@ -456,7 +474,7 @@ def _read_brc(name: str, data: bytes,
     frame = pd.DataFrame({
         "file": name,
         "where": [f"seed row {s}, evaluation {e}" for s, e in zip(seed, evaluation, strict=True)],
-        "task": Path(name).stem,
+        "task": task_name.format(Path(name).stem),
         "seed": seed.astype(str),
         "step": grid.start + evaluation * grid.every,
         "value": array.ravel().astype(np.float64),
