@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from harness.envs.vector import ParallelVecEnv, VecEnv, evaluate
 from harness.errors import InputError
 from harness.manifest import validate
 from harness.vmapped import make_observer
-from tests.test_run import ROOT, harness, live_processes, query
+from tests.test_run import ROOT, harness, kill_coordinator, query
 
 pytest.importorskip("metaworld")
 os.environ.setdefault("MUJOCO_GL", "disable")
@@ -230,13 +229,7 @@ def test_a_three_task_job_lands_per_task_curves_and_resumes_exactly(tmp_path: Pa
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None and not list((cut / "groups").glob("*/checkpoint.pkl")):
         time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while live_processes(group=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not live_processes(group=proc.pid), "a worker or env process outlived its coordinator"
+    kill_coordinator(proc)
     resumed = harness("run", str(manifest), results=cut)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "1 to resume" in " ".join(resumed.stdout.split())

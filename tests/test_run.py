@@ -88,6 +88,17 @@ def live_processes(group: int) -> list[int]:
     return pids
 
 
+def kill_coordinator(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the coordinator alone, mid-run: every process it started must stop too."""
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while live_processes(group=proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not live_processes(group=proc.pid), "a worker outlived its coordinator"
+
+
 def test_resume_after_sigkill_has_every_eval_step_exactly_once(tmp_path: Path) -> None:
     results = tmp_path / "results"
     manifest = write_manifest(tmp_path, seeds=1, budget=8000, eval={"every": 1000, "episodes": 1},
@@ -105,14 +116,8 @@ def test_resume_after_sigkill_has_every_eval_step_exactly_once(tmp_path: Path) -
             if killed_after >= 2:
                 break
         time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)  # the coordinator alone, mid-run: its worker must stop too
-    proc.wait()
+    kill_coordinator(proc)
     assert 2 <= killed_after < 8
-    deadline = time.monotonic() + 30
-    while live_processes(group=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not live_processes(group=proc.pid), "a worker outlived its coordinator"
 
     resumed = harness("run", str(manifest), results=results)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
