@@ -162,3 +162,14 @@ def test_dmc_hard_dry_run_prints_the_plan() -> None:
         assert f"dmc/{task}" in result.output
     assert "1,000,000 env steps" in result.output
     assert "runs in" in result.output and "/nonexistent-results" in result.output
+
+
+def test_single_task_run_ids_are_those_of_the_previous_release(tmp_path: Path) -> None:
+    """Run ids computed by release 0.1.0 (commit 641b214) for this manifest: a re-run skips those runs."""
+    raw = {"name": "cmp", "tasks": ["dmc/cartpole-balance"], "seeds": 2, "budget": 1500,
+           "eval": {"every": 750, "episodes": 1}, "log_every": 100,
+           "agents": {"sac": {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500},
+                      "brc": {"critic_width": 32, "actor_width": 16, "batch_size": 16, "warmup_steps": 500}}}
+    plan = manifest.validate(raw, tmp_path / "cmp.yaml")
+    assert {r.run_id for r in plan.runs} == {"6ac92585cca5f620", "9284e0c62b8c913b", "be130e564b09ad8d",
+                                             "ffd8564fd8b4ff53"}
