@@ -109,7 +109,10 @@ def test_brc_multitask_recorded_as_multitask(tmp_path):
     assert code == 0, out
     assert "brc-multitask dmc/BRC_multitask: stored" in out
     assert "brc-multitask metaworld/BRC_multitask: stored" in out
+    assert "brc-multitask shadowhand/BRC_multitask: stored" in out
     assert query(results / "harness.duckdb", "SELECT DISTINCT variant FROM runs") == [("multitask",)]
+    assert query(results / "harness.duckdb", "SELECT count(DISTINCT task) FROM runs WHERE task LIKE 'shadowhand/%'") \
+        == [(85,)]
 
 
 @needs_data
