@@ -22,33 +22,16 @@ import gymnasium
 import myosuite  # noqa: F401  (registers the MyoSuite ids with gymnasium)
 import numpy as np
 import numpy.typing as npt
-from gymnasium.spaces import Box
 
 from harness.catalog import Task, all_tasks
 from harness.envs.base import EpisodeEnv, SimStep, rescale
+from harness.envs.gymnasium_mujoco import GymnasiumSimulator
 from harness.errors import InputError
 
 
-class MyoSuiteSimulator:
-    """A registered MyoSuite id as a :class:`harness.envs.base.Simulator`."""
-
-    def __init__(self, task: Task, seed: int) -> None:
-        self._env = gymnasium.make(task.env_id, max_episode_steps=task.episode_length)
-        space, obs_space = self._env.action_space, self._env.observation_space
-        assert isinstance(space, Box) and isinstance(obs_space, Box)
-        self._low = space.low.astype(np.float64)  # (act,)
-        self._high = space.high.astype(np.float64)  # (act,)
-        self.action_size = int(space.shape[0])
-        self.observation_size = int(np.prod(obs_space.shape))
-        self._first_seed: int | None = seed
-
-    def reset(self, seed: int | None) -> npt.NDArray[np.float32]:
-        """Start an episode; the first one is seeded with the seed the env was made with."""
-        if seed is None:
-            seed = self._first_seed
-        self._first_seed = None
-        obs, _ = self._env.reset(seed=seed)
-        return np.asarray(obs, dtype=np.float32).ravel()
+class MyoSuiteSimulator(GymnasiumSimulator):
+    """A registered MyoSuite id as a :class:`harness.envs.base.Simulator`: a Gymnasium env whose
+    ``terminated`` and success come from MyoSuite's infos."""
 
     def step(self, action: npt.NDArray[np.float64]) -> SimStep:
         """One MyoSuite step."""
@@ -57,10 +40,6 @@ class MyoSuiteSimulator:
         diverged = bool(terminated) and not bool(info["rwd_dict"]["done"])
         return SimStep(np.asarray(obs, dtype=np.float32).ravel(), float(reward), diverged,
                        bool(info["solved"]))
-
-    def close(self) -> None:
-        """Release the env."""
-        self._env.close()
 
 
 def make(task: Task, seed: int) -> EpisodeEnv:
