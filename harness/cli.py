@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regres
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,6 +114,10 @@ def run(
     try:
         outcome = executor.execute(plan, out, n_workers, console, step_workers)
     except (executor.Interrupted, KeyboardInterrupt) as exc:
+        # The process is on its way out: a further Ctrl-C must not turn the exit code into a
+        # signal death (Python restores default handlers while it finalises, but keeps SIG_IGN).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         console.print("[yellow]stopped.[/] Run the same command again to resume from the last checkpoints.")
         raise typer.Exit(exc.exit_code if isinstance(exc, executor.Interrupted) else 130) from None
     _print_summary(open_store(out), plan)
