@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 import agents
@@ -125,7 +127,7 @@ def run(
         console.print(f"{len(outcome.skipped)} job(s) were already finished and were skipped.")
     if outcome.failed:
         for job_id, error in outcome.failed:
-            console.print(f"[red]failed[/] job {job_id}: {error}")
+            console.print(f"[red]failed[/] job {job_id}: {escape(error)}")
         raise Finding(f"{len(outcome.failed)} of {len(plan.jobs)} run group(s) failed (a job trains a group of runs); "
                       "their errors are recorded in the store (`harness status`)")
 
@@ -136,7 +138,7 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
 
     assert isinstance(plan, Plan)
     m = plan.manifest
-    console.print(f"[bold]{m.name}[/] — {m.description}".rstrip(" —"))
+    console.print(f"[bold]{m.name}[/] — {escape(m.description)}".rstrip(" —"))
     unique = len({t.same_as or t.name for t in plan.tasks})
     if len(plan.tasks) <= 12:
         listed = ", ".join(t.name for t in plan.tasks)
@@ -145,7 +147,7 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
         listed = ", ".join(f"{sum(t.suite == s for t in plan.tasks)} {s}" for s in suites)
     console.print(f"  variant {m.variant}; {len(plan.tasks)} task(s), {unique} unique: {listed}", markup=False)
     for spec in plan.agents:
-        console.print(f"  agent {spec.label} = {spec.algo} (config {spec.config_hash})")
+        console.print(Text(f"  agent {spec.label} = {spec.algo} (config {spec.config_hash})"))
     states = [job_state(out, j) for j in plan.jobs]
     console.print(
         f"  seeds {m.seed_list}; budget {m.budget:,} env steps; eval every {m.eval.every:,} steps x "
@@ -165,7 +167,7 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
             obs, act = max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)
             console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
                           f"actions {act}")
-    console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
+    console.print(Text(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}"))
 
 
 def _print_summary(store: store_mod.Store, plan: object) -> None:
@@ -182,7 +184,7 @@ def _print_summary(store: store_mod.Store, plan: object) -> None:
     table.add_column("task")
     labels = list(dict.fromkeys(r.label for r in plan.runs))
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(Text(label), justify="right")
     for task in plan.tasks:
         cells = []
         for label in labels:
@@ -225,9 +227,9 @@ def status(
         errors = con.execute("SELECT label, task, seed, error FROM runs WHERE status = 'failed' "
                              "ORDER BY label, task, seed").df()
     if frame.empty:
-        console.print(f"no runs in {store.path}")
+        console.print(Text(f"no runs in {store.path}"))
         return
-    table = Table(title=f"runs in {store.path}")
+    table = Table(title=Text(f"runs in {store.path}"))
     columns = ["source", "suite", "agent", "status"] + (["task", "runs", "last step", "last eval"] if by_task
                                                       else ["tasks", "runs", "last step"])
     for col in columns:
@@ -240,11 +242,11 @@ def status(
             cells += [row.task, str(row.runs), last_step, last_eval]
         else:
             cells += [str(row.tasks), str(row.runs), last_step]
-        table.add_row(*cells)
+        table.add_row(*(Text(str(cell)) for cell in cells))
     console.print(table)
     for row in errors.itertuples():
         first_line = (row.error or "").splitlines()[0] if row.error else ""
-        console.print(f"[red]failed[/] {row.label} {row.task} seed {row.seed}: {first_line}")
+        console.print(f"[red]failed[/] {escape(f'{row.label} {row.task} seed {row.seed}: {first_line}')}")
 
 
 @app.command()
@@ -264,8 +266,8 @@ def suites() -> None:
     for path in paths:
         plan = manifest_mod.load(path)
         m = plan.manifest
-        table.add_row(str(path), str(len(plan.tasks)), ", ".join(m.agents), str(len(m.seed_list)),
-                      f"{m.budget:,}", m.description)
+        table.add_row(Text(str(path)), str(len(plan.tasks)), Text(", ".join(m.agents)), str(len(m.seed_list)),
+                      f"{m.budget:,}", Text(m.description))
     console.print(table)
 
 
@@ -334,7 +336,7 @@ def _check_tasks(selected: list[catalog.Task], workers: int, time_limit: float, 
         ok = r.status == "ok"
         table.add_row(r.task, f"[{style[r.status]}]{r.status}[/]", str(r.observation_size) if ok else "",
                       str(r.action_size) if ok else "", f"{r.steps_per_s:,.0f}" if ok else "", f"{r.seconds:.0f}",
-                      r.error)
+                      Text(r.error))
     console.print(table)
     by_suite: dict[str, list[CheckResult]] = {}
     for r in results:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import store as store_mod
@@ -304,9 +305,10 @@ class _Pool:
 
 
 def describe(job: Job) -> str:
-    """A job in a progress line: task (or task set) · label · seeds."""
+    """A job in a progress line: task (or task set) · label · seeds, as rich markup (the user's
+    text escaped, so a label like ``[/x]`` prints as it is)."""
     what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
-    return f"{what} · {job.first.label} · {len(job.seeds)} seeds"
+    return escape(f"{what} · {job.first.label} · {len(job.seeds)} seeds")
 
 
 def _ingest(store: store_mod.Store, results: Path, jobs: Sequence[Job]) -> None:

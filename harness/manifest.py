@@ -36,22 +36,43 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 import agents
 from harness import catalog
+from harness import textfile
 from harness.errors import InputError
+from harness.textfile import short_repr
 
 VARIANTS_PLANNED = ("reward_conditioned",)
 Variant = Literal["single", "multitask"]
 MULTITASK_SUFFIX = "-mt"
 """Appended to the label of multi-task runs, so they never mix with single-task runs of the agent."""
+
+
+MAX_BUDGET = 10**10
+"""Most environment steps a run may take (far past any published run; step counts are 64-bit)."""
+MAX_SEEDS = 1000
+"""Most seeds a manifest may list or count."""
+MAX_SEED = 2**31 - 1
+"""Largest seed (the store keeps seeds as 32-bit integers)."""
+MAX_EVAL_EPISODES = 10_000
+"""Most evaluation episodes per evaluation."""
+MAX_RUNS = 100_000
+"""Most runs (tasks x agents x seeds) a manifest may expand to."""
+MAX_TEXT = 10_000
+"""Longest description; names, tags and agent labels are at most ``MAX_NAME`` characters."""
+MAX_NAME = 200
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME)]
+# Strict: a bool, a float or a string is not taken for an integer (YAML reads `true` and `1e6` so).
+Steps = Annotated[int, Strict(), Field(gt=0, le=MAX_BUDGET)]
 
 
 class GroupRef(BaseModel):
@@ -65,9 +86,9 @@ class EvalSchedule(BaseModel):
     """When and how much to evaluate."""
 
     model_config = ConfigDict(extra="forbid")
-    every: Annotated[int, Field(gt=0)]
+    every: Steps
     """Environment steps between evaluations (an evaluation also ends every run)."""
-    episodes: Annotated[int, Field(gt=0)] = 10
+    episodes: Annotated[int, Strict(), Field(gt=0, le=MAX_EVAL_EPISODES)] = 10
     """Deterministic-policy episodes per evaluation."""
 
 
@@ -75,20 +96,20 @@ class Manifest(BaseModel):
     """A validated suite manifest (see the module docstring for the format)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    description: str = ""
+    name: Name
+    description: Annotated[str, Field(max_length=MAX_TEXT)] = ""
     variant: Variant = "single"
     tasks: Annotated[list[str | GroupRef], Field(min_length=1)] | None = None
-    groups: Annotated[dict[
-        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")],
-        Annotated[list[str | GroupRef], Field(min_length=1)],
-    ], Field(min_length=1)] | None = None
-    agents: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
-    seeds: Annotated[int, Field(gt=0)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-    budget: Annotated[int, Field(gt=0)]
+    groups: Annotated[dict[Name, Annotated[list[str | GroupRef], Field(min_length=1)]], Field(min_length=1)] | None \
+        = None
+    agents: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_NAME)], dict[str, Any]],
+                      Field(min_length=1)]
+    seeds: Annotated[int, Strict(), Field(gt=0, le=MAX_SEEDS)] | Annotated[
+        list[Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]], Field(min_length=1, max_length=MAX_SEEDS)]
+    budget: Steps
     eval: EvalSchedule
-    log_every: Annotated[int, Field(gt=0)] = 1000
-    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = None
+    log_every: Steps = 1000
+    tag: Name | None = None
 
     @model_validator(mode="after")
     def _budget_fits(self) -> Manifest:
@@ -104,7 +125,8 @@ class Manifest(BaseModel):
                 "would happen before the end; expected eval.every <= budget"
             )
         if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds lists a seed twice: {self.seeds}")
+            twice = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+            raise ValueError(f"seeds lists a seed twice: {short_repr(twice)}")
         return self
 
     @property
@@ -223,10 +245,7 @@ def load(path: Path, overrides: Sequence[str] = ()) -> Plan:
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError(f"{path}: no such manifest (`harness suites` lists the shipped ones)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    data = textfile.load_yaml(textfile.read_text(path, "manifest"), str(path))
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of keys (name, tasks, agents, ...), got "
                          f"{type(data).__name__}")
@@ -239,8 +258,8 @@ def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InputError(f"override {item!r}: expected key=value, e.g. seeds=3 or agents.sac.batch_size=64")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = textfile.load_yaml(text, f"{path}: override {item!r}")
+    except InputError:
         value = text
     parts = key.split(".")
     node: Any = raw
@@ -267,27 +286,39 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
         raise InputError(_format_errors(path, exc)) from None
     task_sets = _task_sets(manifest, path)
     tasks = tuple({t.name: t for tasks in task_sets.values() for t in tasks}.values())
+    n_runs = sum(len(t) for t in task_sets.values()) * len(manifest.agents) * len(manifest.seed_list)
+    if n_runs > MAX_RUNS:
+        raise InputError(f"{path}: tasks x agents x seeds is {n_runs:,} runs; expected at most {MAX_RUNS:,} "
+                         "(split it into several manifests)")
     specs = tuple(_agent_spec(label, entry, path) for label, entry in manifest.agents.items())
     return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs))
 
 
+MAX_LISTED_PROBLEMS = 10
+"""Most validation problems an error lists (the rest are counted)."""
+
+
 def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: {exc.error_count()} problem(s) in the manifest:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p)) or "(top level)"
-        got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
-        lines.append(f"  {loc}: {err['msg']}{got}")
+    errors = exc.errors()
+    lines = [f"{path}: {len(errors)} problem(s) in the manifest:"]
+    for err in errors[:MAX_LISTED_PROBLEMS]:
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        # The input of a whole-manifest check is the whole manifest: never echoed.
+        got = "" if err["type"] == "missing" or not loc else f" (got {short_repr(err['input'])})"
+        lines.append(f"  {loc or '(top level)'}: {err['msg']}{got}")
+    if len(errors) > MAX_LISTED_PROBLEMS:
+        lines.append(f"  ... and {len(errors) - MAX_LISTED_PROBLEMS} more")
     return "\n".join(lines)
 
 
 def _is_union_tag(part: object) -> bool:
-    # pydantic names union members in the location ('int', 'list[int]', 'str', 'GroupRef', ...).
-    return isinstance(part, str) and (part in {"int", "str", "GroupRef"} or part.startswith("list["))
+    # pydantic names union members in the location ('int', 'list[int]', 'constrained-int', 'GroupRef', ...).
+    return isinstance(part, str) and (part in {"int", "str", "GroupRef"} or part.startswith(("list[", "constrained-")))
 
 
 def _resolve_tasks(refs: Sequence[str | GroupRef], path: Path, key: str) -> tuple[catalog.Task, ...]:
     """The runnable tasks of a task list, each once; ``key`` is where the list is in the manifest."""
-    out: list[catalog.Task] = []
+    out: dict[str, catalog.Task] = {}
     for i, ref in enumerate(refs):
         try:
             names = catalog.group(ref.group).tasks if isinstance(ref, GroupRef) else (ref,)
@@ -297,9 +328,8 @@ def _resolve_tasks(refs: Sequence[str | GroupRef], path: Path, key: str) -> tupl
         for task in resolved:
             if not task.runnable:
                 raise InputError(f"{path}: {key}.{i}: {task.name} cannot be run here ({task.note})")
-            if task.name not in {t.name for t in out}:
-                out.append(task)
-    return tuple(out)
+            out.setdefault(task.name, task)
+    return tuple(out.values())
 
 
 def _task_sets(manifest: Manifest, path: Path) -> dict[str, tuple[catalog.Task, ...]]:
@@ -318,14 +348,28 @@ def _task_sets(manifest: Manifest, path: Path) -> dict[str, tuple[catalog.Task, 
     return sets
 
 
+#: Integer config keys that may be 0; every other integer key counts something and is at least 1.
+NON_NEGATIVE_INTS = frozenset({"updates_per_step", "warmup_steps"})
+MAX_CONFIG_INT = 2**31 - 1
+"""Largest integer config value (sizes and step counts are 32-bit on the device)."""
+#: Float config keys with a range, and the range as it is said in errors.
+FLOAT_RANGES: dict[str, tuple[float, float, str]] = {
+    **{key: (0.0, 1.0, "a number from 0 to 1") for key in ("gamma", "tau")},
+    **{key: (0.0, math.inf, "a number >= 0") for key in (
+        "actor_lr", "critic_lr", "temperature_lr", "adjustment_lr", "weight_decay", "policy_noise", "noise_clip",
+        "obs_norm_eps", "init_scale", "std_multiplier")},
+    **{key: (math.nextafter(0.0, 1.0), math.inf, "a number > 0") for key in ("init_temperature", "huber_kappa")},
+}
+
+
 def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
     where = f"{path}: agents.{label}"
     if not isinstance(entry, dict):
-        raise InputError(f"{where}: expected a mapping of config overrides, got {entry!r}")
+        raise InputError(f"{where}: expected a mapping of config overrides, got {short_repr(entry)}")
     overrides = dict(entry)
     algo = overrides.pop("algo", label)
-    if algo not in agents.AGENTS:
-        raise InputError(f"{where}{'.algo' if 'algo' in entry else ''}: unknown agent {algo!r}; "
+    if not isinstance(algo, str) or algo not in agents.AGENTS:
+        raise InputError(f"{where}{'.algo' if 'algo' in entry else ''}: unknown agent {short_repr(algo)}; "
                          f"valid agents: {', '.join(sorted(agents.AGENTS))}")
     cls = agents.AGENTS[algo].config_cls
     hints = typing.get_type_hints(cls)
@@ -333,24 +377,42 @@ def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
     values: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise InputError(f"{where}.{key}: unknown config key for agent {algo!r}; valid keys: "
-                             f"{', '.join(sorted(fields))}")
+            raise InputError(f"{where}.{str(key)[:MAX_NAME]}: unknown config key for agent {algo!r}; "
+                             f"valid keys: {', '.join(sorted(fields))}")
         try:
-            values[key] = TypeAdapter(hints[key]).validate_python(value, strict=False)
+            # Strict: `true` is not 1 and '64' is not 64; a YAML list is the tuple a config field holds.
+            given = tuple(value) if isinstance(value, list) else value
+            values[key] = TypeAdapter(hints[key]).validate_python(given, strict=True)
         except ValidationError as exc:
             msg = exc.errors()[0]["msg"]
             raise InputError(f"{where}.{key}: {msg}; expected {_type_name(hints[key])}, "
-                             f"got {value!r}") from None
+                             f"got {short_repr(value)}") from None
     try:
         config = cls(**values)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: {exc}") from None
-    for key in ("batch_size", "num_envs", "n_step", "replay_capacity"):
-        if getattr(config, key) < 1:
-            raise InputError(f"{where}.{key}: expected a positive integer, got {getattr(config, key)}")
-    if config.updates_per_step < 0 or config.warmup_steps < 0:
-        raise InputError(f"{where}: updates_per_step and warmup_steps must be >= 0")
+    for key in fields:
+        _check_config_value(f"{where}.{key}", key, getattr(config, key))
     return AgentSpec(label, algo, config)
+
+
+def _check_config_value(where: str, key: str, value: Any) -> None:
+    """Refuse a config value outside its range: integers count something (at least 1, or 0 for
+    ``NON_NEGATIVE_INTS``), floats are finite and within ``FLOAT_RANGES``."""
+    expected = None
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _check_config_value(f"{where}.{i}", key, item)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        low = 0 if key in NON_NEGATIVE_INTS else 1
+        if not low <= value <= MAX_CONFIG_INT:
+            expected = f"{'an integer >= 0' if low == 0 else 'a positive integer'} (at most {MAX_CONFIG_INT:,})"
+    elif isinstance(value, float):
+        low, high, said = FLOAT_RANGES.get(key, (-math.inf, math.inf, "a finite number"))
+        if not (math.isfinite(value) and low <= value <= high):
+            expected = said
+    if expected is not None:
+        raise InputError(f"{where}: expected {expected}, got {short_repr(value)}")
 
 
 def _type_name(tp: Any) -> str:

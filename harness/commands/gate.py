@@ -105,8 +105,8 @@ def print_result(console: Console, result: gate_mod.GateResult) -> None:
     console.print(Text(gate_mod.VERDICT_LINES[result.verdict], style=style))
     if result.iqm is not None and result.mean is not None and result.poi is not None:
         table = Table("aggregate", "candidate", "baseline", "candidate - baseline",
-                      title=f"{result.candidate} vs {result.baseline} ({len(result.tasks)} task(s), "
-                            f"{result.config.level:.0%} intervals)")
+                      title=Text(f"{result.candidate} vs {result.baseline} ({len(result.tasks)} task(s), "
+                                 f"{result.config.level:.0%} intervals)"))
         for agg in (result.iqm, result.mean):
             table.add_row(agg.name, gate_mod.format_interval(agg.candidate), gate_mod.format_interval(agg.baseline),
                           gate_mod.format_interval(agg.difference))

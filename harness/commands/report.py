@@ -88,7 +88,7 @@ def report(
     files = write(built, out or Path("reports") / (Path(suite).stem if suite else "all"))
     console = Console()
     table = Table("rank", "agent", "IQM", "mean", "median", "optimality gap", "runs",
-                  title=f"{built.title} ({len(built.compared_tasks)} tasks compared)")
+                  title=Text(f"{built.title} ({len(built.compared_tasks)} tasks compared)"))
     for agent in built.agents:
         cells = [f"{e.point:.3f} [{e.low:.3f}, {e.high:.3f}]" for e in agent.aggregates.values()]
         kinds = [k for k, shown in (("external", agent.external), (agent.variant, agent.variant != "single")) if shown]
