@@ -1,11 +1,12 @@
 """The ``harness`` command: a thin layer over the library.
 
-Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regression),
-2 bad usage or bad input. ``HARNESS_RESULTS`` sets the results folder (default ``./results``).
+Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regression) or a
+results folder that cannot be read or written (a broken store, a full disk), 2 bad usage or bad input. ``HARNESS_RESULTS`` sets the results folder (default ``./results``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
@@ -41,6 +42,17 @@ class _Group(TyperGroup):
         except HarnessError as exc:
             typer.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRNOS:
+                raise
+            typer.echo(f"error: cannot write {exc.filename or 'the results folder'}: {exc.strerror}; free some "
+                       "space or make the folder writable, and run the same command again (what was written "
+                       "before is kept)", err=True)
+            ctx.exit(1)
+
+
+#: A full disk, a quota, a read-only or forbidden folder: an exit 1 with advice, not a traceback.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 app = typer.Typer(

@@ -2,7 +2,9 @@
 
 `InputError` (exit 2) is a usage or input mistake: a malformed manifest, an unknown task, a bad
 option. `Finding` (exit 1) is a result the user asked us to judge: a rejected submission, a gate
-that found a regression, a batch with failed runs.
+that found a regression, a batch with failed runs. `StorageError` (exit 1) is a results folder that
+cannot be read or written: a broken store or shard, a read-only folder, a full disk; its message
+names the file and what to do.
 """
 
 from __future__ import annotations
@@ -22,5 +24,11 @@ class InputError(HarnessError):
 
 class Finding(HarnessError):
     """A finding the user asked for: a rejected submission, a regression, failed runs (exit 1)."""
+
+    exit_code = 1
+
+
+class StorageError(HarnessError):
+    """A broken file in the results folder, or one that cannot be written (exit code 1)."""
 
     exit_code = 1

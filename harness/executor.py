@@ -139,7 +139,10 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
     """
     store = store_mod.Store(results / "harness.duckdb")
+    fresh = not store.path.exists()
     store.ensure()
+    if fresh:  # a new store (or a broken one moved aside): rebuilt from every run's shards
+        _ingest_dirs(store, sorted(p for p in (results / "runs").glob("*") if p.is_dir()))
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
     _ingest(store, results, [j for j in plan.jobs if j not in todo])
@@ -309,6 +312,12 @@ def describe(job: Job) -> str:
     text escaped, so a label like ``[/x]`` prints as it is)."""
     what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
     return escape(f"{what} · {job.first.label} · {len(job.seeds)} seeds")
+
+
+def _ingest_dirs(store: store_mod.Store, dirs: Sequence[Path]) -> None:
+    """Fold these run folders into the store, a few hundred at a time (one transaction each)."""
+    for start in range(0, len(dirs), 200):
+        store_mod.ingest_run_dirs(store, dirs[start:start + 200])
 
 
 def _ingest(store: store_mod.Store, results: Path, jobs: Sequence[Job]) -> None:

@@ -50,18 +50,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 from scipy import stats as scipy_stats
 from scipy.special import ndtr, ndtri
 
-from harness import scores
+from harness import scores, textfile
 from harness.errors import InputError
 from harness.stats import Interval, bootstrap_estimate, check_scores, iqm_stack, mean_stack
 from harness.stats import probability_of_improvement_stack as poi_stack
 from harness.store import Store
+from harness.textfile import short_repr
 
 Rule = Literal["iqm", "poi"]
 EffectMeasure = Literal["iqm", "poi"]
@@ -136,10 +136,7 @@ def load_config(path: Path) -> GateConfig:
     """Read and validate a gate config; InputError names the file, the key and what was expected."""
     if not path.is_file():
         raise InputError(f"{path}: no such gate config (ci/gate.yaml is the documented example)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    raw = textfile.load_yaml(textfile.read_text(path, "gate config"), str(path))
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of keys (level, reps, ...), got {type(raw).__name__}")
@@ -166,7 +163,7 @@ def _validate(raw: dict[str, Any], source: str) -> GateConfig:
             if err["type"] == "unexpected_keyword_argument":
                 lines.append(f"  {where}: unknown key; valid keys: {keys}")
             else:
-                lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')} (got {err['input']!r})")
+                lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')} (got {short_repr(err['input'])})")
         raise InputError("\n".join(lines)) from None
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.manifest import RunSpec
-from harness.store import SHARD_RUN
+from harness.store import SHARD_RUN, read_record
 
 
 def run_dir(results: Path, run_id: str) -> Path:
@@ -46,7 +46,7 @@ def write_run_record(results: Path, spec: RunSpec, **fields: Any) -> None:
     }
     path = run_dir(results, spec.run_id) / SHARD_RUN
     if path.exists():
-        record.update(json.loads(path.read_text()))
+        record.update(read_record(path))
     record.update(fields)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -56,4 +56,4 @@ def write_run_record(results: Path, spec: RunSpec, **fields: Any) -> None:
 
 def read_status(results: Path, run_id: str) -> str | None:
     path = run_dir(results, run_id) / SHARD_RUN
-    return json.loads(path.read_text())["status"] if path.exists() else None
+    return read_record(path).get("status") if path.exists() else None

@@ -45,8 +45,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 import agents
-from harness import catalog
-from harness import textfile
+from harness import catalog, textfile
 from harness.errors import InputError
 from harness.textfile import short_repr
 
@@ -404,9 +403,9 @@ def _check_config_value(where: str, key: str, value: Any) -> None:
         for i, item in enumerate(value):
             _check_config_value(f"{where}.{i}", key, item)
     elif isinstance(value, int) and not isinstance(value, bool):
-        low = 0 if key in NON_NEGATIVE_INTS else 1
-        if not low <= value <= MAX_CONFIG_INT:
-            expected = f"{'an integer >= 0' if low == 0 else 'a positive integer'} (at most {MAX_CONFIG_INT:,})"
+        zero_ok = key in NON_NEGATIVE_INTS
+        if not (0 if zero_ok else 1) <= value <= MAX_CONFIG_INT:
+            expected = f"{'an integer >= 0' if zero_ok else 'a positive integer'} (at most {MAX_CONFIG_INT:,})"
     elif isinstance(value, float):
         low, high, said = FLOAT_RANGES.get(key, (-math.inf, math.inf, "a finite number"))
         if not (math.isfinite(value) and low <= value <= high):

@@ -17,6 +17,7 @@ Tables (keys make duplicates impossible):
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,8 @@ import duckdb
 import pandas as pd
 
 from harness import catalog
-from harness.errors import InputError
+from harness.errors import InputError, StorageError
+from harness.textfile import short_repr
 
 SCHEMA_VERSION = "2"
 RUN_STATUSES = ("pending", "running", "finished", "failed")
@@ -151,11 +153,15 @@ class Store:
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
+                    raise storage_error(self.path, exc) or exc from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
+                raise storage_error(self.path, exc) or exc from None
         try:
             yield con
+        except (duckdb.Error, OSError) as exc:
+            raise storage_error(self.path, exc) or exc from None
         finally:
             con.close()
 
@@ -183,6 +189,26 @@ class Store:
         """Create the file and its schema if they do not exist yet."""
         with self.transaction():
             pass
+
+
+def storage_error(path: Path, exc: BaseException) -> StorageError | None:
+    """What to tell the user when the store at ``path`` is broken, on a full disk or not writable
+    (None for any other error)."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    shards = path.parent / "runs"
+    if "No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+        return StorageError(f"the store {path}: no space left on its disk ({first}); free some space and run the "
+                            f"same command again: what was trained is kept in {shards}/")
+    if any(word in text for word in ("Permission denied", "Read-only file system", "read-only file system")):
+        return StorageError(f"the store {path} cannot be written ({first}); make {path.parent} writable and run "
+                            "the same command again")
+    if "not a valid DuckDB database file" in text or "Corrupt" in text or "checksum" in text \
+            or isinstance(exc, duckdb.SerializationException):
+        return StorageError(f"the store {path} is not a readable DuckDB file ({first}): move it aside (mv {path} "
+                            f"{path}.broken) and run `harness run` again; it rebuilds the store from {shards}/ "
+                            "(submissions must be submitted again)")
+    return None
 
 
 def _schema_version(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -283,17 +309,35 @@ def read_shard(run_dir: Path) -> tuple[dict[str, Any] | None, pd.DataFrame]:
     A line cut short by a killed writer (no trailing newline) is ignored; the worker rewrites it.
     """
     run_file = run_dir / SHARD_RUN
-    run = json.loads(run_file.read_text()) if run_file.exists() else None
+    run = read_record(run_file) if run_file.exists() else None
     rows: list[tuple[str, str, int, float]] = []
     curve_file = run_dir / SHARD_CURVES
     if curve_file.exists() and run is not None:
-        text = curve_file.read_text()
+        text = curve_file.read_text(errors="replace")
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        for line in complete.splitlines():
-            point = json.loads(line)
-            rows.append((run["run_id"], point["metric"], int(point["step"]), float(point["value"])))
+        for number, line in enumerate(complete.splitlines(), 1):
+            try:
+                point = json.loads(line)
+                rows.append((run["run_id"], point["metric"], int(point["step"]), float(point["value"])))
+            except (ValueError, TypeError, KeyError):
+                raise StorageError(
+                    f"{curve_file} line {number}: not a curve point {short_repr(line)}; expected "
+                    '{"metric": ..., "step": ..., "value": ...}. Delete that line, or move the folder '
+                    f"{run_dir} aside to train the run again, and run the same command again") from None
     frame = pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
     return run, frame
+
+
+def read_record(run_file: Path) -> dict[str, Any]:
+    """A run's ``run.json``; StorageError names the file when it is not a JSON record."""
+    try:
+        record = json.loads(run_file.read_text(errors="replace"))
+    except ValueError as exc:
+        record = exc
+    if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
+        raise StorageError(f"{run_file}: not a run record (a JSON object with run_id, status, ...); move the "
+                           f"folder {run_file.parent} aside to train the run again, and run the same command again")
+    return record
 
 
 def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
