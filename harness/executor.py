@@ -139,9 +139,10 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
     """
     store = store_mod.Store(results / "harness.duckdb")
-    fresh = not store.path.exists()
     store.ensure()
-    if fresh:  # a new store (or a broken one moved aside): rebuilt from every run's shards
+    with store.connect(read_only=True) as con:
+        empty = store_mod.scalar(con, "SELECT count(*) FROM runs WHERE source = 'harness'") == 0
+    if empty:  # a new store (or a broken one moved aside): rebuilt from every run's shards
         _ingest_dirs(store, sorted(p for p in (results / "runs").glob("*") if p.is_dir()))
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)

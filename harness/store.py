@@ -203,8 +203,8 @@ def storage_error(path: Path, exc: BaseException) -> StorageError | None:
     if any(word in text for word in ("Permission denied", "Read-only file system", "read-only file system")):
         return StorageError(f"the store {path} cannot be written ({first}); make {path.parent} writable and run "
                             "the same command again")
-    if "not a valid DuckDB database file" in text or "Corrupt" in text or "checksum" in text \
-            or isinstance(exc, duckdb.SerializationException):
+    broken = ("not a valid DuckDB database file", "Corrupt", "checksum", "Could not read enough bytes")
+    if any(word in text for word in broken) or isinstance(exc, duckdb.SerializationException):
         return StorageError(f"the store {path} is not a readable DuckDB file ({first}): move it aside (mv {path} "
                             f"{path}.broken) and run `harness run` again; it rebuilds the store from {shards}/ "
                             "(submissions must be submitted again)")
