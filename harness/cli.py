@@ -1,7 +1,8 @@
 """The ``harness`` command: a thin layer over the library.
 
 Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regression) or a
-results folder that cannot be read or written (a broken store, a full disk), 2 bad usage or bad input. ``HARNESS_RESULTS`` sets the results folder (default ``./results``).
+results folder that cannot be read or written (a broken store, a full disk), 2 bad usage or bad
+input. ``HARNESS_RESULTS`` sets the results folder (default ``./results``).
 """
 
 from __future__ import annotations
