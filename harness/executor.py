@@ -121,8 +121,11 @@ def _work(job: Job, results: Path, events: Any, step_workers: int | None) -> str
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
         detail = traceback.format_exc(limit=8)
-        for spec in job.runs:
-            write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
+        try:
+            for spec in job.runs:
+                write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
+        except OSError as record_exc:  # a full disk: the coordinator still hears why the job failed
+            text += f" (its run records could not be written either: {record_exc})"
         return text
     return None
 

@@ -229,3 +229,31 @@ touch {results}/probe 2>/dev/null && echo "writable"
     assert "finished" in status
     assert "Traceback" not in run
     assert f"the store {results / 'harness.duckdb'} cannot be written" in run and "writable" in run, run
+
+
+@pytest.mark.slow
+@needs_namespaces
+def test_disk_filling_up_during_training(tmp_path: Path) -> None:
+    """A real run on an 8 MiB tmpfs that fills up once the first checkpoint is written: whichever
+    write fails first (a shard, a checkpoint, a run record, the store), the run stops with exit 1 and
+    no traceback; with space freed the same command finishes every run."""
+    path, disk, out1, out2 = tmp_path / "m.yaml", tmp_path / "disk", tmp_path / "first.txt", tmp_path / "second.txt"
+    path.write_text(MANIFEST.replace("budget: 2000", "budget: 40000").replace(
+        "tasks: [dmc/cartpole-balance, dmc/pendulum-swingup]", "tasks: [dmc/cartpole-balance]").replace(
+        "agents: {random: {}, other: {algo: random}}", "agents: {random: {}}"))
+    disk.mkdir()
+    codes = in_namespace(f"""
+mount -t tmpfs -o size=8m tmpfs {disk}
+"$PYTHON" -m harness run {path} --results {disk}/results > {out1} 2>&1 &
+for i in $(seq 120); do sleep 0.5; ls {disk}/results/groups/*/checkpoint.pkl > /dev/null 2>&1 && break; done
+head -c 20m /dev/zero > {disk}/filler 2> /dev/null
+wait $!; echo "first $?"
+rm {disk}/filler
+"$PYTHON" -m harness run {path} --results {disk}/results > {out2} 2>&1; echo "second $?"
+"$PYTHON" -m harness status --results {disk}/results >> {out2} 2>&1
+""", tmp_path)
+    first, second = out1.read_text(), out2.read_text()
+    assert "first 1" in codes and "second 0" in codes, codes + first + second
+    assert "Traceback" not in first and "Traceback" not in second, first
+    assert "No space left on device" in first or "no space left on its disk" in first, first
+    assert "finished" in second and "40,000" in second, second
