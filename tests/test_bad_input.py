@@ -209,3 +209,29 @@ def test_markup_in_the_store_prints_as_text(tmp_path: Path) -> None:
                     "--out", str(tmp_path / "report"))
     assert code == 0, out
     assert "[/x]" in out and "[bold]b" in out
+
+
+# ----------------------------------------------------------------------------------------------
+# Submissions: a rejected submission is a finding (exit 1), each problem with its file, line and column
+
+SUBMISSIONS = [
+    ("step past int64", "task,seed,step,value\ndmc/cartpole-balance,0,1000,5\ndmc/cartpole-balance,0,1e40,6\n",
+     ["line 3, column step", "from 0 to 1e+12"]),
+    ("value with markup", "task,seed,step,value\ndmc/cartpole-balance,0,1000,[/x]\n",
+     ["line 2, column value: '[/x]'", "a finite number"]),
+    ("UTF-16 file", "task,seed,step,value\ndmc/cartpole-balance,0,1000,5\n".encode("utf-16"),
+     ["binary content", "expected a text CSV file"]),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "words"), SUBMISSIONS, ids=[c[0] for c in SUBMISSIONS])
+def test_bad_submission_names_file_line_and_column(tmp_path: Path, case: str, content: str | bytes,
+                                                   words: list[str]) -> None:
+    path = tmp_path / "curves.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, out = cli("submit", str(path), "--format", "long", "--agent", "[/x]paper", "--results",
+                    str(tmp_path / "results"))
+    assert code == 1 and "Traceback" not in out, f"{case}: exit {code}: {out}"
+    assert "curves.csv" in out and "nothing was stored" in out
+    for word in words:
+        assert word in out, f"{case}: {word!r} not in {out!r}"

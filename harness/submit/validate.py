@@ -45,6 +45,9 @@ METRIC_NAMES: dict[str, catalog.Metric] = {
 """Common published metric names and what they measure, for per-task metric selection
 (``--metric auto``); ``--metric-map NAME=return|success`` adds names. Matched case-insensitively."""
 
+MAX_STEP = 10**12
+"""Largest step a curve point may have (past any published run; steps are stored as 64-bit integers)."""
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -149,8 +152,8 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
     bad = np.zeros(len(df), dtype=bool)  # (rows,) True where a row has a problem of its own
 
     step = pd.to_numeric(df["step"], errors="coerce").astype(np.float64)
-    step_ok = np.isfinite(step) & (step == np.floor(step)) & (step >= 0)
-    flag(known & ~step_ok, "step", "a whole number of environment steps, 0 or more")
+    step_ok = np.isfinite(step) & (step == np.floor(step)) & (step >= 0) & (step <= MAX_STEP)
+    flag(known & ~step_ok, "step", f"a whole number of environment steps, from 0 to {MAX_STEP:.0e}")
     value = pd.to_numeric(df["value"], errors="coerce").astype(np.float64)
     flag(known & ~np.isfinite(value), "value", "a finite number")
 
