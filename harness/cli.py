@@ -6,32 +6,71 @@ Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regres
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-import agents
-from harness import catalog
-from harness import store as store_mod
-from harness.commands.baselines import register as register_baselines
-from harness.commands.gate import register as register_gate
-from harness.commands.install import register as register_install
-from harness.commands.leaderboard import register as register_leaderboard
-from harness.commands.report import register as register_report
-from harness.commands.submit import register as register_submit
 from harness.errors import Finding, HarnessError, InputError
+
+if TYPE_CHECKING:
+    from harness import catalog
+    from harness import store as store_mod
+
+
+FEATURES: dict[str, tuple[str, str]] = {
+    "submit": ("harness.commands.submit",
+               "Validate published per-seed curves and store them as one external submission."),
+    "submissions": ("harness.commands.submit", "List external submissions (the default) or remove one."),
+    "baselines": ("harness.commands.baselines",
+                  "The field's published result sets: list them, import them into the store."),
+    "report": ("harness.commands.report",
+               "Compare agents on a task group: aggregates with confidence intervals, profiles, curves."),
+    "gate": ("harness.commands.gate", "Compare a candidate agent with a baseline and decide: regression (exit 1), "
+                                      "pass (exit 0) or inconclusive."),
+    "leaderboard": ("harness.commands.leaderboard", "The static HTML leaderboard."),
+    "install": ("harness.commands.install",
+                "Install a simulator package that is not on the package registry into this environment."),
+}
+"""Feature commands: name -> (module whose ``register(app)`` adds it, its one line of help). A module is
+imported only when its command runs or shows its own help, so `harness --help`, `status` or `tasks`
+do not pay for JAX, matplotlib or numba (tests check each line against the command's own help)."""
+
+
+class FeatureCommand(TyperCommand):
+    """A feature command listed by its name and one line of help; its module is imported when it is used."""
+
+    def __init__(self, name: str) -> None:
+        self.module, summary = FEATURES[name]
+        super().__init__(name, help=summary, short_help=summary)
+
+    def load(self) -> TyperCommand | TyperGroup:
+        """The real command, as its module registers it."""
+        app = typer.Typer()
+        importlib.import_module(self.module).register(app)
+        command = typer.main.get_group(app).commands[str(self.name)]
+        assert isinstance(command, TyperCommand | TyperGroup)
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
 
 
 class _Group(TyperGroup):
-    """Turns a HarnessError raised by any command into a message on stderr and its exit code."""
+    """The CLI's commands, the feature commands loaded on use; a HarnessError raised by any command
+    becomes a message on stderr and its exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *FEATURES]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return FeatureCommand(cmd_name) if cmd_name in FEATURES else super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: Any) -> Any:  # a click Context (typer's bundled click)
         try:
@@ -64,6 +103,8 @@ def results_dir(results: Path | None) -> Path:
 
 
 def open_store(results: Path | None) -> store_mod.Store:
+    from harness import store as store_mod
+
     return store_mod.Store(results_dir(results) / "harness.duckdb")
 
 
@@ -169,6 +210,9 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
 
 
 def _print_summary(store: store_mod.Store, plan: object) -> None:
+    import numpy as np
+
+    from harness import store as store_mod
     from harness.manifest import Plan
 
     assert isinstance(plan, Plan)
@@ -210,6 +254,8 @@ def status(
 
     Example: harness status --by-task
     """
+    import pandas as pd
+
     store = open_store(results)
     keys = "r.source, coalesce(r.suite, '') AS suite, r.label, r.status" + (", r.task" if by_task else "")
     with store.connect(read_only=True) as con:
@@ -289,6 +335,7 @@ def tasks(
 
     Examples: harness tasks dmc-hard; harness tasks playground --check --time-limit 300
     """
+    from harness import catalog
     from harness.taskcheck import suite_counts
 
     if group is None:
@@ -316,6 +363,7 @@ def tasks(
 
 
 def _check_tasks(selected: list[catalog.Task], workers: int, time_limit: float, steps: int) -> None:
+    from harness import catalog
     from harness.taskcheck import CheckResult, check_tasks
 
     runnable = [t.name for t in selected if t.runnable]
@@ -355,6 +403,8 @@ def list_agents() -> None:
     """
     import dataclasses
 
+    import agents
+
     table = Table(title="agents")
     for col in ("agent", "description", "config keys (defaults)"):
         table.add_column(col)
@@ -365,15 +415,7 @@ def list_agents() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Feature commands and the entry point
-
-register_submit(app)
-register_baselines(app)
-register_report(app)
-register_gate(app)
-register_leaderboard(app)
-register_install(app)
-
+# The entry point
 
 
 def main() -> None:
