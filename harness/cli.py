@@ -119,6 +119,8 @@ def run(
         help="key=value overrides applied on top of the manifest, e.g. seeds=3 agents.sac.batch_size=64.",
         show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan; run nothing.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every run: task, label, seed, "
+                                          "budget, job and state.")] = False,
     results: ResultsOption = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per GPU, else 1).",
                                                  min=1, show_default=False)] = None,
@@ -137,7 +139,8 @@ def run(
     Re-running the same command skips finished runs and resumes interrupted ones from their last
     checkpoint (Ctrl-C or even kill -9 lose at most the work since the last evaluation).
 
-    Example: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64
+    Examples: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64;
+    harness run suites/dmc-hard.yaml budget=20000 --dry-run --verbose
     """
     from harness import executor
     from harness import manifest as manifest_mod
@@ -149,7 +152,7 @@ def run(
     plan = manifest_mod.load(manifest, extra)
     out = results_dir(results)
     n_workers = workers or executor.default_workers()
-    _print_plan(plan, out, n_workers)
+    _print_plan(plan, out, n_workers, extra, verbose)
     if dry_run:
         return
     try:
@@ -171,13 +174,18 @@ def run(
                       "their errors are recorded in the store (`harness status`)")
 
 
-def _print_plan(plan: object, out: Path, workers: int) -> None:
+def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], verbose: bool) -> None:
+    from rich.text import Text
+
     from harness.executor import describe, job_state
     from harness.manifest import Plan
 
     assert isinstance(plan, Plan)
     m = plan.manifest
-    console.print(f"[bold]{m.name}[/] — {m.description}".rstrip(" —"))
+    console.print(Text.assemble((m.name, "bold"), f" — {m.description}" if m.description else ""))
+    if overrides:
+        console.print(Text(f"  overrides: {' '.join(overrides)} (the description is the manifest's; the "
+                           "figures below are what runs)"))
     unique = len({t.same_as or t.name for t in plan.tasks})
     if len(plan.tasks) <= 12:
         listed = ", ".join(t.name for t in plan.tasks)
@@ -207,6 +215,12 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
             console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
                           f"actions {act}")
     console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
+    if verbose:
+        table = Table("task", "label", "seed", "budget", "job", "state", title=f"{len(plan.runs)} runs")
+        for job, state in zip(plan.jobs, states, strict=True):
+            for r in job.runs:
+                table.add_row(Text(r.task), Text(r.label), str(r.seed), f"{job.budget:,}", job.job_id, state)
+        console.print(table)
 
 
 def _print_summary(store: store_mod.Store, plan: object) -> None:

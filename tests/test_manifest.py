@@ -166,6 +166,18 @@ def test_dmc_hard_dry_run_prints_the_plan() -> None:
     assert "runs in" in result.output and "/nonexistent-results" in result.output
 
 
+
+def test_dry_run_shows_what_runs_after_overrides_and_lists_every_run_with_verbose() -> None:
+    args = ["run", str(ROOT / "suites" / "dmc-hard.yaml"), "budget=20000", "eval.every=10000", "--seeds", "2",
+            "--dry-run", "--verbose", "--results", "/nonexistent-results"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "overrides: budget=20000 eval.every=10000 seeds=2" in result.output
+    assert "seeds [0, 1]; budget 20,000 env steps" in result.output
+    rows = [line for line in result.output.splitlines() if "│ dmc/" in line]
+    assert len(rows) == 7 * 4 * 2  # tasks x agents x seeds, one row per run
+    assert all("20,000" in row and "new" in row for row in rows)
+
 def test_single_task_run_ids_are_those_of_the_previous_release(tmp_path: Path) -> None:
     """Run ids computed by release 0.1.0 (commit 641b214) for this manifest: a re-run skips those runs."""
     raw = {"name": "cmp", "tasks": ["dmc/cartpole-balance"], "seeds": 2, "budget": 1500,
