@@ -206,6 +206,7 @@ def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], ver
         f"  {len(plan.runs)} runs in {len(plan.jobs)} jobs ({together}): "
         f"{states.count('new')} new, {states.count('resumable')} to resume, {states.count('finished')} finished"
     )
+    known = None
     if m.variant == "multitask":
         from harness.envs import sizes
 
@@ -215,12 +216,38 @@ def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], ver
             console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
                           f"actions {act}")
     console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
+    _warn_slow_jobs(plan, known)
     if verbose:
         table = Table("task", "label", "seed", "budget", "job", "state", title=f"{len(plan.runs)} runs")
         for job, state in zip(plan.jobs, states, strict=True):
             for r in job.runs:
                 table.add_row(Text(r.task), Text(r.label), str(r.seed), f"{job.budget:,}", job.job_id, state)
         console.print(table)
+
+
+def _warn_slow_jobs(plan: Any, known: dict[str, tuple[int, int]] | None) -> None:
+    """On a machine without a GPU, warn of each agent whose jobs' updates would take more than an hour
+    (:mod:`harness.cost`: an estimate from the update's operation count, before anything runs)."""
+    from rich.text import Text
+
+    from harness import cost
+    from harness.executor import visible_gpus
+
+    if visible_gpus():
+        return
+    first: dict[str, Any] = {}  # agent label -> its first job
+    for job in plan.jobs:
+        first.setdefault(job.agent.label, job)
+    rate = None
+    for job in first.values():
+        sizes = (max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)) if known else \
+            cost.NOMINAL_SIZES
+        if not cost.may_take_long(job, sizes):
+            continue
+        rate = rate or cost.machine_rate()
+        found = cost.estimate(job, sizes, rate)
+        if found.seconds > cost.WARN_AFTER_S:
+            console.print(Text(f"  warning: {cost.warning(found)}", style="yellow"))
 
 
 def _print_summary(store: store_mod.Store, plan: object) -> None:
