@@ -135,6 +135,31 @@ def _quadruped(xp: Any, psi: Arrays, c: Arrays) -> Any:
     return upright * tolerance(xp, c["velocity"], speed, INF, speed, "linear", 0.5)
 
 
+DOG_UPRIGHT_COSINE = math.cos(math.radians(30))
+"""The dog's head, torso and pelvis count as upright within 30 degrees of vertical."""
+DOG_BODY_WEIGHT = 100.46366448928629
+"""The dog's weight (N): gravity times the torso's subtree mass, which foot touches are rewarded up to."""
+
+
+def _dog(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    torso, pelvis, speed = psi["torso_height"], psi["pelvis_height"], psi["move_speed"]
+    stand = tolerance(xp, c["torso_height"], torso, INF, torso) * tolerance(xp, c["pelvis_height"], pelvis, INF, pelvis)
+    for part in ("head", "torso", "pelvis"):
+        stand = stand * tolerance(xp, c[f"upright_{part}"], DOG_UPRIGHT_COSINE, INF, DOG_UPRIGHT_COSINE + 1,
+                                  "linear", 0.0)
+    stand = stand * tolerance(xp, c["touch"], DOG_BODY_WEIGHT, INF, DOG_BODY_WEIGHT, "linear", 0.9)
+    forward = tolerance(xp, c["velocity"], speed, 2 * speed, xp.maximum(speed, 1.0), "linear", 0.0)
+    return xp.where(speed == 0, stand, stand * (4 * forward + 1) / 5)
+
+
+def _measure_dog(p: Any) -> dict[str, float]:
+    torso, pelvis = p.torso_pelvis_height()
+    head_up, torso_up, pelvis_up = p.upright()
+    return {"torso_height": float(torso), "pelvis_height": float(pelvis), "upright_head": float(head_up),
+            "upright_torso": float(torso_up), "upright_pelvis": float(pelvis_up),
+            "touch": float(p.touch_sensors().sum()), "velocity": float(p.com_forward_velocity())}
+
+
 def _control(physics: Any) -> float:
     return small_control(physics.control())
 
@@ -196,8 +221,19 @@ FAMILIES: dict[str, Family] = {
         lambda p: {"torso_upright": float(p.torso_upright()), "velocity": float(p.torso_velocity()[0])},
         _quadruped,
         {"dmc/quadruped-walk": {"move_speed": 0.5}, "dmc/quadruped-run": {"move_speed": 5.0}}),
+    "dog": Family(
+        "dog", ("torso_height", "pelvis_height", "upright_head", "upright_torso", "upright_pelvis", "touch",
+                "velocity"),
+        (Param("torso_height", 0.1, 0.6, "torso height (m) above which standing is rewarded in full"),
+         Param("pelvis_height", 0.1, 0.6, "pelvis height (m) above which standing is rewarded in full"),
+         Param("move_speed", 0.0, 12.0, "forward speed (m/s) rewarded in full up to twice it; 0: stand")),
+        _measure_dog,
+        _dog,
+        {f"dmc/dog-{task}": {"torso_height": 0.373698, "pelvis_height": 0.42854840999999994, "move_speed": speed}
+         for task, speed in (("stand", 0.0), ("walk", 1.0), ("trot", 3.0), ("run", 9.0))}),
 }
-"""Domain -> its reward family."""
+"""Domain -> its reward family. The dog's stand heights are 0.9 of its default pose's (dm_control
+measures them at every episode start; they are constants of the model)."""
 
 BY_TASK: dict[str, Family] = {task: family for family in FAMILIES.values() for task in family.nominal}
 """Catalog task name -> the family of its reward."""

@@ -25,7 +25,7 @@ def rollout(task: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     env.reset()
     measured: dict[str, list[float]] = {c: [] for c in family.components}
     got = []
-    for _ in range(STEPS):
+    for _ in range(STEPS // 3 if domain == "dog" else STEPS):  # the dog steps slowly
         step = env.step(rng.uniform(spec.minimum, spec.maximum))
         for key, value in family.measure(env.physics).items():
             measured[key].append(value)
