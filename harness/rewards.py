@@ -64,6 +64,9 @@ class Param:
     low: float
     high: float
     doc: str
+    draw: Literal["scale", "uniform", "sign"] = "scale"
+    """How p_Ψ draws it: ψ* times a log-uniform factor in :data:`SCALE_RANGE` (clipped to the range),
+    uniformly over the range, or ψ* with a random sign."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ FAMILIES: dict[str, Family] = {
     "cheetah": Family(
         "cheetah", ("velocity",),
         (Param("run_speed", 1.0, 20.0, "speed (m/s) above which running is rewarded in full"),
-         Param("direction", -1.0, 1.0, "1: forward, -1: backward")),
+         Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
         lambda p: {"velocity": float(p.speed())},
         _cheetah,
         {"dmc/cheetah-run": {"run_speed": 10.0, "direction": 1.0}}),
@@ -192,7 +195,7 @@ FAMILIES: dict[str, Family] = {
          "dmc/hopper-hop": {"stand_height": 0.6, "hop_speed": 2.0}}),
     "cartpole": Family(
         "cartpole", ("cart_position", "pole_cosine", "pole_angular_velocity", "small_control"),
-        (Param("cart_target", -1.0, 1.0, "rail position (m) the cart is rewarded for staying near"),),
+        (Param("cart_target", -1.0, 1.0, "rail position (m) the cart is rewarded for staying near", "uniform"),),
         lambda p: {"cart_position": float(p.cart_position()), "pole_cosine": float(p.pole_angle_cosine()[0]),
                    "pole_angular_velocity": float(p.angular_vel()[0]),
                    "small_control": float(tolerance(np, p.control()[0], 0.0, 0.0, 1.0, "quadratic", 0.0))},
@@ -237,6 +240,42 @@ measures them at every episode start; they are constants of the model)."""
 
 BY_TASK: dict[str, Family] = {task: family for family in FAMILIES.values() for task in family.nominal}
 """Catalog task name -> the family of its reward."""
+
+
+SCALE_RANGE = (0.25, 4.0)
+"""The factors a "scale" parameter's ψ* is multiplied by under p_Ψ (log-uniform)."""
+
+
+def draw_psi(xp: Any, fam: Family, nominal: Mapping[str, float], alpha: float, u: Any) -> dict[str, Any]:
+    """ψ drawn from α·δ(ψ*) + (1 - α)·p_Ψ for each row of ``u``: uniforms in [0, 1) of shape
+    (..., 1 + parameters), the first choosing ψ* (below α), the others drawing each parameter."""
+    keep = u[..., 0] < alpha  # (...,)
+    low, high = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
+    out = {}
+    for i, p in enumerate(fam.params, start=1):
+        star, v = nominal[p.name], u[..., i]
+        if p.draw == "scale":
+            drawn = xp.clip(star * xp.exp(low + (high - low) * v), p.low, p.high)
+        elif p.draw == "uniform":
+            drawn = p.low + (p.high - p.low) * v
+        else:
+            drawn = xp.where(v < 0.5, -abs(star), abs(star))
+        out[p.name] = xp.where(keep, star, drawn)
+    return out
+
+
+def normalise(xp: Any, fam: Family, psi: Arrays) -> Any:
+    """ψ mapped to [-1, 1] per parameter by its range, stacked last: (..., parameters), what a
+    conditioned agent is given."""
+    return xp.stack([2 * (xp.asarray(psi[p.name]) - p.low) / (p.high - p.low) - 1 for p in fam.params], axis=-1)
+
+
+def relabel(xp: Any, fam: Family, psi: Arrays, components: Any) -> Any:
+    """r_ψ of stored transitions, summed over their action-repeat sub-steps. components: (..., repeat,
+    components) in the family's order; psi: {parameter: (...,) or a number} -> (...,)."""
+    named = {name: components[..., k] for k, name in enumerate(fam.components)}  # (..., repeat) each
+    per_step = fam.reward(xp, {k: xp.asarray(v)[..., None] for k, v in psi.items()}, named)
+    return xp.sum(per_step, axis=-1)
 
 
 def family(task: str) -> Family:

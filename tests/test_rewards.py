@@ -87,3 +87,31 @@ def test_bad_psi_names_the_key() -> None:
         rewards.check_psi("dmc/walker-run", {"move_speed": 40}, "psi.x")
     with pytest.raises(InputError, match="has no reward family"):
         rewards.family("dmc/finger-spin")
+
+
+def test_relabelling_sums_the_sub_steps_of_each_transition() -> None:
+    cheetah = rewards.FAMILIES["cheetah"]
+    # Two transitions of two sub-steps (action repeat 2); the only component is the velocity.
+    components = np.array([[[5.0], [10.0]], [[-4.0], [2.0]]])  # (transitions, repeat, components)
+    psi = {"run_speed": np.array([10.0, 4.0]), "direction": np.array([1.0, -1.0])}
+    # Run speed 10, forward: 5/10 + 10/10 = 0.5 + 1. Speed 4 backward: -(-4) = 4 -> 1; -2 -> 0 (linear to 0
+    # one margin below the bound): 1 + 0.
+    np.testing.assert_allclose(rewards.relabel(np, cheetah, psi, components), [1.5, 1.0])
+
+
+def test_psi_draws_follow_the_mixture() -> None:
+    walker = rewards.FAMILIES["walker"]
+    nominal = walker.nominal["dmc/walker-walk"]  # stand height 1.2, speed 1
+    u = np.random.default_rng(0).random((100_000, 3))
+    psi = rewards.draw_psi(np, walker, nominal, 0.5, u)
+    kept = psi["move_speed"] == 1.0
+    assert abs(kept.mean() - 0.5) < 0.01  # alpha of the draws keep ψ* (others hit 1.0 with probability 0)
+    factors = np.log(psi["move_speed"][~kept])  # speed 1 x a log-uniform factor in [1/4, 4], none clipped
+    assert abs(factors.mean()) < 0.02 and factors.min() >= np.log(0.25) and factors.max() <= np.log(4)
+    heights = psi["stand_height"][~kept]  # 1.2 x [1/4, 4], clipped to the range [0.3, 1.5]
+    assert heights.min() >= 0.3 and heights.max() == 1.5
+    cheetah = rewards.FAMILIES["cheetah"]
+    signs = rewards.draw_psi(np, cheetah, cheetah.nominal["dmc/cheetah-run"], 0.0, u)["direction"]
+    assert set(np.unique(signs)) == {-1.0, 1.0} and abs((signs < 0).mean() - 0.5) < 0.01
+    normalised = rewards.normalise(np, walker, psi)  # (draws, parameters) in [-1, 1]
+    assert normalised.shape == (100_000, 2) and normalised.min() >= -1 and normalised.max() <= 1
