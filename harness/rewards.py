@@ -93,7 +93,8 @@ def _walker(xp: Any, psi: Arrays, c: Arrays) -> Any:
     height, speed = psi["stand_height"], psi["move_speed"]
     standing = tolerance(xp, c["torso_height"], height, INF, height / 2)
     stand = (3 * standing + (1 + c["torso_upright"]) / 2) / 4
-    move = tolerance(xp, c["velocity"], speed, INF, xp.maximum(speed, 1e-9) / 2, "linear", 0.5)
+    velocity = psi["direction"] * c["velocity"]
+    move = tolerance(xp, velocity, speed, INF, xp.maximum(speed, 1e-9) / 2, "linear", 0.5)
     return xp.where(speed == 0, stand, stand * (5 * move + 1) / 6)
 
 
@@ -105,7 +106,8 @@ def _cheetah(xp: Any, psi: Arrays, c: Arrays) -> Any:
 def _hopper(xp: Any, psi: Arrays, c: Arrays) -> Any:
     speed = psi["hop_speed"]
     standing = tolerance(xp, c["height"], psi["stand_height"], 2.0)
-    hopping = tolerance(xp, c["velocity"], speed, INF, xp.maximum(speed, 1e-9) / 2, "linear", 0.5)
+    hopping = tolerance(xp, psi["direction"] * c["velocity"], speed, INF, xp.maximum(speed, 1e-9) / 2, "linear",
+                        0.5)
     return standing * xp.where(speed == 0, (c["small_control"] + 4) / 5, hopping)
 
 
@@ -171,28 +173,34 @@ FAMILIES: dict[str, Family] = {
     "walker": Family(
         "walker", ("torso_height", "torso_upright", "velocity"),
         (Param("stand_height", 0.3, 1.5, "torso height (m) above which standing is rewarded in full"),
-         Param("move_speed", 0.0, 12.0, "forward speed (m/s) above which moving is rewarded in full; 0: stand")),
+         Param("move_speed", 0.0, 12.0, "speed (m/s) above which moving is rewarded in full; 0: stand"),
+         Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
         lambda p: {"torso_height": float(p.torso_height()), "torso_upright": float(p.torso_upright()),
                    "velocity": float(p.horizontal_velocity())},
         _walker,
-        {"dmc/walker-stand": {"stand_height": 1.2, "move_speed": 0.0},
-         "dmc/walker-walk": {"stand_height": 1.2, "move_speed": 1.0},
-         "dmc/walker-run": {"stand_height": 1.2, "move_speed": 8.0}}),
+        {"dmc/walker-stand": {"stand_height": 1.2, "move_speed": 0.0, "direction": 1.0},
+         "dmc/walker-walk": {"stand_height": 1.2, "move_speed": 1.0, "direction": 1.0},
+         "dmc/walker-run": {"stand_height": 1.2, "move_speed": 8.0, "direction": 1.0},
+         "dmc/walker-walk-backwards": {"stand_height": 1.2, "move_speed": 1.0, "direction": -1.0},
+         "dmc/walker-run-backwards": {"stand_height": 1.2, "move_speed": 8.0, "direction": -1.0}}),
     "cheetah": Family(
         "cheetah", ("velocity",),
         (Param("run_speed", 1.0, 20.0, "speed (m/s) above which running is rewarded in full"),
          Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
         lambda p: {"velocity": float(p.speed())},
         _cheetah,
-        {"dmc/cheetah-run": {"run_speed": 10.0, "direction": 1.0}}),
+        {"dmc/cheetah-run": {"run_speed": 10.0, "direction": 1.0},
+         "dmc/cheetah-run-backwards": {"run_speed": 8.0, "direction": -1.0}}),
     "hopper": Family(
         "hopper", ("height", "velocity", "small_control"),
         (Param("stand_height", 0.2, 1.2, "torso height over the foot (m) from which standing counts"),
-         Param("hop_speed", 0.0, 6.0, "forward speed (m/s) above which hopping is rewarded in full; 0: stand")),
+         Param("hop_speed", 0.0, 6.0, "speed (m/s) above which hopping is rewarded in full; 0: stand"),
+         Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
         lambda p: {"height": float(p.height()), "velocity": float(p.speed()), "small_control": _control(p)},
         _hopper,
-        {"dmc/hopper-stand": {"stand_height": 0.6, "hop_speed": 0.0},
-         "dmc/hopper-hop": {"stand_height": 0.6, "hop_speed": 2.0}}),
+        {"dmc/hopper-stand": {"stand_height": 0.6, "hop_speed": 0.0, "direction": 1.0},
+         "dmc/hopper-hop": {"stand_height": 0.6, "hop_speed": 2.0, "direction": 1.0},
+         "dmc/hopper-hop-backwards": {"stand_height": 0.6, "hop_speed": 1.0, "direction": -1.0}}),
     "cartpole": Family(
         "cartpole", ("cart_position", "pole_cosine", "pole_angular_velocity", "small_control"),
         (Param("cart_target", -1.0, 1.0, "rail position (m) the cart is rewarded for staying near", "uniform"),),

@@ -10,6 +10,7 @@ import pytest
 from dm_control import suite
 
 from harness import rewards
+from harness.envs import dmc_custom
 from harness.errors import InputError
 
 STEPS = 300
@@ -18,7 +19,9 @@ STEPS = 300
 def rollout(task: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Components (steps,) each and the environment's rewards (steps,) of a random-action rollout."""
     domain, name = task.removeprefix("dmc/").split("-", 1)
-    env = suite.load(domain, name.replace("-", "_"), task_kwargs={"random": 0})
+    custom = f"{domain}-{name.replace('-', '_')}"
+    env = dmc_custom.load(custom, random=0) if custom in dmc_custom.TASKS else \
+        suite.load(domain, name.replace("-", "_"), task_kwargs={"random": 0})
     family = rewards.family(task)
     rng = np.random.default_rng(0)
     spec = env.action_spec()
@@ -56,8 +59,10 @@ def test_other_parameters_mean_what_they_say() -> None:
     c = {"torso_height": np.array([1.3]), "torso_upright": np.array([1.0]), "velocity": np.array([3.0])}
     # Standing in full, upright: stand = 1; at speed 3, walking (1 m/s) is rewarded in full, running
     # (8 m/s, margin 4, linear to 0.5 at the margin) gets move = 1 - 5/4 * 0.5 = 0.375: (5 * 0.375 + 1) / 6.
-    assert walker.reward(np, {"stand_height": 1.2, "move_speed": 1.0}, c)[0] == pytest.approx(1.0)
-    assert walker.reward(np, {"stand_height": 1.2, "move_speed": 8.0}, c)[0] == pytest.approx((5 * 0.375 + 1) / 6)
+    walk, run = walker.nominal["dmc/walker-walk"], walker.nominal["dmc/walker-run"]
+    assert walker.reward(np, walk, c)[0] == pytest.approx(1.0)
+    assert walker.reward(np, run, c)[0] == pytest.approx((5 * 0.375 + 1) / 6)
+    assert walker.reward(np, {**walk, "direction": -1.0}, c)[0] == pytest.approx(1 / 6)  # moving the wrong way
     cheetah = rewards.FAMILIES["cheetah"]
     back = {"velocity": np.array([-10.0, 10.0])}
     np.testing.assert_allclose(cheetah.reward(np, {"run_speed": 10.0, "direction": -1.0}, back), [1.0, 0.0])
@@ -80,7 +85,7 @@ def test_relabelling_runs_inside_jit_with_a_psi_per_transition() -> None:
 
 def test_bad_psi_names_the_key() -> None:
     assert rewards.check_psi("dmc/walker-run", {"move_speed": 4}, "psi.eval.fast") == {
-        "stand_height": 1.2, "move_speed": 4.0}
+        "stand_height": 1.2, "move_speed": 4.0, "direction": 1.0}
     with pytest.raises(InputError, match=r"psi.eval.fast.speed: not a parameter .* stand_height, move_speed"):
         rewards.check_psi("dmc/walker-run", {"speed": 4}, "psi.eval.fast")
     with pytest.raises(InputError, match=r"psi.x.move_speed: expected a number in \[0, 12\]"):
@@ -101,8 +106,8 @@ def test_relabelling_sums_the_sub_steps_of_each_transition() -> None:
 
 def test_psi_draws_follow_the_mixture() -> None:
     walker = rewards.FAMILIES["walker"]
-    nominal = walker.nominal["dmc/walker-walk"]  # stand height 1.2, speed 1
-    u = np.random.default_rng(0).random((100_000, 3))
+    nominal = walker.nominal["dmc/walker-walk"]  # stand height 1.2, speed 1, forward
+    u = np.random.default_rng(0).random((100_000, 4))
     psi = rewards.draw_psi(np, walker, nominal, 0.5, u)
     kept = psi["move_speed"] == 1.0
     assert abs(kept.mean() - 0.5) < 0.01  # alpha of the draws keep ψ* (others hit 1.0 with probability 0)
@@ -114,4 +119,4 @@ def test_psi_draws_follow_the_mixture() -> None:
     signs = rewards.draw_psi(np, cheetah, cheetah.nominal["dmc/cheetah-run"], 0.0, u)["direction"]
     assert set(np.unique(signs)) == {-1.0, 1.0} and abs((signs < 0).mean() - 0.5) < 0.01
     normalised = rewards.normalise(np, walker, psi)  # (draws, parameters) in [-1, 1]
-    assert normalised.shape == (100_000, 2) and normalised.min() >= -1 and normalised.max() <= 1
+    assert normalised.shape == (100_000, 3) and normalised.min() >= -1 and normalised.max() <= 1
