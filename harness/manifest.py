@@ -290,6 +290,8 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
         raise InputError(f"{path}: tasks x agents x seeds is {n_runs:,} runs; expected at most {MAX_RUNS:,} "
                          "(split it into several manifests)")
     specs = tuple(_agent_spec(label, entry, path) for label, entry in manifest.agents.items())
+    for spec in specs:
+        _check_learns(spec, manifest.budget, path)
     return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs))
 
 
@@ -412,6 +414,16 @@ def _check_config_value(where: str, key: str, value: Any) -> None:
             expected = said
     if expected is not None:
         raise InputError(f"{where}: expected {expected}, got {short_repr(value)}")
+
+
+def _check_learns(spec: AgentSpec, budget: int, path: Path) -> None:
+    """An agent that learns must get past its warm-up: the first update follows ``warmup_steps``
+    environment steps of each run (an agent with ``updates_per_step: 0`` never updates, by design)."""
+    warmup = spec.config.warmup_steps
+    if spec.config.updates_per_step > 0 and budget <= warmup:
+        raise InputError(f"{path}: budget {budget:,} is not above agent {spec.label}'s warm-up of {warmup:,} "
+                         f"environment steps: it would never update; expected budget > {warmup:,}, or "
+                         f"agents.{spec.label}.warmup_steps below {budget:,}")
 
 
 def _type_name(tp: Any) -> str:

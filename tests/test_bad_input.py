@@ -19,7 +19,7 @@ name: t
 description: a test
 tasks: [dmc/cartpole-balance]
 agents:
-  sac: {hidden_dims: [32, 32]}
+  sac: {warmup_steps: 1000, hidden_dims: [32, 32]}
   random: {}
 seeds: 2
 budget: 4000
@@ -44,9 +44,9 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("budget is a float", edit("budget: 4000", "budget: 4000.5"), ["budget", "valid integer"]),
     ("budget 1e29 (YAML text)", edit("budget: 4000", "budget: 1e29"), ["budget", "valid integer", "'1e29'"]),
     ("eval episodes a bool", edit("episodes: 1", "episodes: yes"), ["eval.episodes", "valid integer"]),
-    ("batch size a bool", edit("sac: {hidden_dims: [32, 32]}", "sac: {batch_size: true}"),
+    ("batch size a bool", edit("hidden_dims: [32, 32]}", "batch_size: true}"),
      ["agents.sac.batch_size", "expected int"]),
-    ("batch size text", edit("sac: {hidden_dims: [32, 32]}", "sac: {batch_size: '64'}"),
+    ("batch size text", edit("hidden_dims: [32, 32]}", "batch_size: '64'}"),
      ["agents.sac.batch_size", "expected int", "'64'"]),
     ("hidden dims a mapping", edit("[32, 32]", "{a: 1}"), ["agents.sac.hidden_dims", "expected tuple"]),
     ("agent entry a list", edit("random: {}", "random: [1, 2]"), ["agents.random", "valid dictionary"]),
@@ -154,7 +154,7 @@ def test_bad_override_names_the_key(tmp_path: Path) -> None:
 def test_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     """YAML merge keys (``<<: *base``) may be overridden by the mapping's own keys: not a duplicate."""
     path = tmp_path / "m.yaml"
-    path.write_text(GOOD.replace("agents:\n  sac: {hidden_dims: [32, 32]}\n",
+    path.write_text(GOOD.replace("agents:\n  sac: {warmup_steps: 1000, hidden_dims: [32, 32]}\n",
                                  "base: &base {hidden_dims: [32, 32]}\nagents:\n  sac: {<<: *base, hidden_dims: [8]}\n")
                     .replace("base: &base", "x-base: &base"))
     code, out = cli("run", str(path), "--dry-run")
@@ -216,7 +216,7 @@ def test_markup_in_the_store_prints_as_text(tmp_path: Path) -> None:
 
 SUBMISSIONS = [
     ("step past int64", "task,seed,step,value\ndmc/cartpole-balance,0,1000,5\ndmc/cartpole-balance,0,1e40,6\n",
-     ["line 3, column step", "from 0 to 1e+12"]),
+     ["line 3, column step", "0 or more (at most 1e+12)"]),
     ("value with markup", "task,seed,step,value\ndmc/cartpole-balance,0,1000,[/x]\n",
      ["line 2, column value: '[/x]'", "a finite number"]),
     ("UTF-16 file", "task,seed,step,value\ndmc/cartpole-balance,0,1000,5\n".encode("utf-16"),

@@ -67,7 +67,7 @@ class Problem:
 
     def __str__(self) -> str:
         column = f"column {self.column}" if self.column else ""
-        place = ", ".join(part for part in (self.file, self.where, column) if part)
+        place = ", ".join(part for part in (self.file, self.where, column) if part) or "the submission"
         return f"{place}: {self.value}; expected {self.expected}"
 
 
@@ -153,7 +153,7 @@ def check(frame: pd.DataFrame, columns: dict[str, dict[str, str]], *, skip_unkno
 
     step = pd.to_numeric(df["step"], errors="coerce").astype(np.float64)
     step_ok = np.isfinite(step) & (step == np.floor(step)) & (step >= 0) & (step <= MAX_STEP)
-    flag(known & ~step_ok, "step", f"a whole number of environment steps, from 0 to {MAX_STEP:.0e}")
+    flag(known & ~step_ok, "step", f"a whole number of environment steps, 0 or more (at most {MAX_STEP:.0e})")
     value = pd.to_numeric(df["value"], errors="coerce").astype(np.float64)
     flag(known & ~np.isfinite(value), "value", "a finite number")
 
