@@ -19,12 +19,12 @@ pairs, as env-steps/s of the harness over env-steps/s of the bare loop (1.00: no
 - wall / cpu: the whole process, start to exit, in wall time and in CPU time (all its processes,
   from ``getrusage`` of the children).
 
-The second harness run of a pair finds JAX's compilation cache (``$HARNESS_JAX_CACHE`` or the
-user cache folder) already filled by the first; ``--cold-cache`` gives every harness run an
-empty cache folder of its own.
+The harness runs share one JAX compilation cache folder (``HARNESS_JAX_CACHE``), as the runs of
+one results folder do: the first pair of each agent and task compiles, later pairs load the
+programs. ``--cold-cache`` gives every harness run an empty cache folder of its own.
 
     python benchmarks/overhead.py                                         # 20k random, 3k SAC steps, 3 pairs
-    python benchmarks/overhead.py --steps 10000 --sac-steps 1500 --pairs 1  # quick: about 2 minutes
+    python benchmarks/overhead.py --steps 10000 --sac-steps 2500 --pairs 1  # quick: a few minutes
     python benchmarks/overhead.py --agents random --tasks dmc/cheetah-run   # one agent, one task
 """
 
@@ -230,7 +230,8 @@ def main() -> None:
                         help=f"env steps of a SAC run, the first {SAC_WARMUP} random (default 3000)")
     parser.add_argument("--sac-hidden", type=int, default=256, help="SAC's hidden layer width (default 256)")
     parser.add_argument("--pairs", type=int, default=3, help="harness/bare pairs per agent and task (default 3)")
-    parser.add_argument("--cold-cache", action="store_true", help="an empty JAX compilation cache for every run")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="an empty JAX compilation cache for every harness run (default: one shared cache)")
     parser.add_argument("--bare", nargs=4, metavar=("AGENT", "TASK", "STEPS", "HIDDEN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -255,7 +256,8 @@ def main() -> None:
                 for pair in range(args.pairs):
                     folder = Path(tmp) / f"{agent}-{task.replace('/', '-')}-{pair}"
                     folder.mkdir()
-                    run_env = {**env, "HARNESS_JAX_CACHE": str(folder / "jax-cache")} if args.cold_cache else env
+                    cache = folder / "jax-cache" if args.cold_cache else Path(tmp) / "jax-cache"
+                    run_env = {**env, "HARNESS_JAX_CACHE": str(cache)}
                     ours = harness_run(agent, task, steps, args.sac_hidden, folder, run_env)
                     bare = bare_run(agent, task, steps, args.sac_hidden, env)
                     seen.append(ratios(ours, bare))

@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.envs.base import Env
 from harness.errors import InputError
+from harness.processes import die_with_parent, without_main
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """``policy(obs (n, obs) float32) -> actions (n, act)`` in [-1, 1]."""
@@ -197,7 +198,8 @@ class ParallelVecEnv:
         for a, b in self._slices:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(child, list(specs[a:b]), sizes), daemon=True)
-            proc.start()
+            with without_main():
+                proc.start()
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
@@ -259,7 +261,6 @@ class ParallelVecEnv:
 def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> None:
     """A worker of :class:`ParallelVecEnv`: make the envs, then answer reset/step/close calls."""
     from harness import envs  # imported here: the spawned worker starts bare
-    from harness.processes import die_with_parent
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
