@@ -72,6 +72,9 @@ class Agent(Generic[C, S]):
     act: Callable[[C, S, jax.Array, jax.Array, jax.Array, jax.Array, bool], jax.Array]
     update: Callable[[C, S, Batch, jax.Array], tuple[S, Metrics]]
     observe_episode: Callable[[C, S, jax.Array, jax.Array, jax.Array, jax.Array], S] | None = None
+    uniform_actions: bool = False
+    """Every action, in training and evaluation, is uniform in [-1, 1] whatever the state (the random
+    agent): a host runner may then draw them with numpy instead of calling ``act``."""
 
     def config(self, **overrides: Any) -> C:
         """The agent's published defaults with these overrides applied."""

@@ -53,4 +53,5 @@ AGENT = Agent(
     init=init,
     act=act,
     update=update,
+    uniform_actions=True,
 )

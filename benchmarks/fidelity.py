@@ -50,7 +50,7 @@ def main() -> None:
                         help="the published folder to compare with")
     parser.add_argument("--tasks", nargs="+", default=["pendulum-swingup", "cheetah-run", "walker-run"])
     parser.add_argument("--budget", type=int, default=50_000, help="environment steps per run")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds (at least 2: a confidence interval needs 2 runs)")
     parser.add_argument("--results", type=Path, default=Path("results-fidelity"))
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--reps", type=int, default=20_000, help="bootstrap repetitions")
@@ -58,6 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data / "bro" / args.published).is_dir():
         raise SystemExit(f"no published BRO curves at {args.data / 'bro' / args.published}")
+    if args.seeds < 2:
+        parser.error(f"--seeds {args.seeds}: a confidence interval of our mean needs at least 2 runs per task")
     if args.budget < BRO_EVERY:
         raise SystemExit(f"--budget must reach the first published evaluation ({BRO_EVERY} steps)")
 

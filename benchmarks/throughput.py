@@ -9,7 +9,8 @@ and prints ours / theirs as a ratio.
 
 Part 2 measures seed-updates per second of our agents with 1, 5 and 10 seeds vmapped in one jit.
 
-Needs `pip install sbx-rl` for part 1 (skipped with a message when missing).
+Part 1's ratio needs sbx-rl, a registry package: `pip install sbx-rl` (without it part 1 prints our
+figures alone and says how to get the ratio).
 
 Example:
     python benchmarks/throughput.py --hidden 256 --batch 256 --updates 2000 --env-steps 3000
@@ -133,7 +134,8 @@ def main() -> None:
     try:
         theirs_u, theirs_e = sbx_rates(args.hidden, args.batch, args.updates, args.env_steps)
     except ImportError:
-        print(f"  ours: {ours_u:,.0f} updates/s, {ours_e:,.0f} env steps/s (sbx-rl not installed: no ratio)")
+        print(f"  ours: {ours_u:,.0f} updates/s, {ours_e:,.0f} env steps/s (no ratio: sbx-rl is not installed; "
+              "`pip install sbx-rl` and run again for the ratio to sbx-rl's SAC)")
     else:
         print(f"  {'':12}{'ours':>12}{'sbx-rl':>12}{'ratio':>8}")
         print(f"  {'updates/s':12}{ours_u:12,.0f}{theirs_u:12,.0f}{ours_u / theirs_u:8.2f}")

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness import store as store_mod
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
-from harness.processes import die_with_parent
+from harness.processes import die_with_parent, without_main
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,8 @@ class _Pool:
     def _start(self, gpu: str | None) -> None:
         proc = self._ctx.Process(target=_worker, args=(self._queue, self._events, self.results, gpu,
                                                        self._step_workers))
-        proc.start()
+        with without_main():
+            proc.start()
         assert proc.pid is not None
         self._procs[proc.pid] = (proc, gpu)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness import catalog, envs
+from harness import catalog, envs, jaxcache
 from harness.lifecycle import ProgressFn
 from harness.manifest import Job
 
@@ -68,5 +68,8 @@ def choose(job: Job) -> Backend:
 
 
 def train(job: Job, results: Path, progress: ProgressFn | None = None, step_workers: int | None = None) -> None:
-    """Train (or resume, or skip if finished) ``job`` on its backend; raises if training fails."""
-    choose(job).load().train(job, results, progress, step_workers)
+    """Train (or resume, or skip if finished) ``job`` on its backend; raises if training fails.
+    Compiled programs are cached under the results folder (:mod:`harness.jaxcache`)."""
+    backend = choose(job)
+    jaxcache.enable(results)
+    backend.load().train(job, results, progress, step_workers)

@@ -49,6 +49,9 @@ from harness.manifest import Job
 from harness.replay import Replay, nbytes, positions_needed
 from harness.vmapped import make_learner, make_observer, make_policy
 
+PROGRESS_EVERY_S = 0.25
+"""Seconds between two progress reports of a training job (a report costs a message to the coordinator)."""
+
 
 def train(job: Job, results: Path, progress: ProgressFn | None = None, step_workers: int | None = None) -> None:
     """Train (or resume, or skip if finished) a job; raises if training fails. ``step_workers``:
@@ -148,34 +151,38 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     eval_task_ids = jnp.arange(n_tasks, dtype=jnp.int32)  # (T,)
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
+    reported = clock
     seed_tasks = (n_seeds, n_tasks, n_envs)
+    learns = cfg.updates_per_step > 0  # else nothing is stored: the replay would never be sampled
     while counters.env_steps < job.budget:
-        if counters.env_steps < cfg.warmup_steps:
+        if agent.uniform_actions or counters.env_steps < cfg.warmup_steps:
             action = rng.uniform(-1.0, 1.0, (n_seeds * columns, act_dim)).astype(np.float32)
         else:
             actions, keys = explore(state, obs.reshape(n_seeds, columns, obs_dim), keys, ep_keys, task_ids)
             action = np.asarray(actions).reshape(n_seeds * columns, act_dim)
-        learning = counters.env_steps >= cfg.warmup_steps and cfg.updates_per_step > 0
-        if learning and replay.size >= cfg.n_step:
+        if learns and counters.env_steps >= cfg.warmup_steps and replay.size >= cfg.n_step:
             batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
             state, metrics, keys = learn(state, batch, keys)
             counters.updates += cfg.updates_per_step
             pending.append(metrics)
         step = vec.step(action)
-        replay.add(*(x.reshape((n_seeds, columns, *x.shape[1:])) for x in (
-            obs, action, step.reward, step.next_obs, step.terminated, step.terminated | step.truncated)))
+        done = step.terminated | step.truncated  # (S * N,)
+        if learns:
+            replay.add(*(x.reshape((n_seeds, columns, *x.shape[1:])) for x in (
+                obs, action, step.reward, step.next_obs, step.terminated, done)))
         obs = step.obs
         counters.env_steps += steps_per_iter
-        ended = (step.terminated | step.truncated).reshape(n_seeds, columns)
+        any_ended = bool(done.any())
         if observe is not None:
             episodes.add(step.reward.reshape(n_seeds, columns))
-            if ended.any():
+            if any_ended:
                 truncated = (step.truncated & ~step.terminated).reshape(n_seeds, columns)
+                ended = done.reshape(n_seeds, columns)
                 state = observe(state, *episodes.finished(ended), truncated, ended, task_ids)
-        if ended.any():
-            ep_keys = episode_keys(seeds, ended, counters.env_steps, ep_keys)
-        log_episodes(job, shards, step.episode_return.reshape(seed_tasks), step.episode_success.reshape(seed_tasks),
-                     counters.env_steps)
+        if any_ended:  # episode returns are NaN except where an episode ended
+            ep_keys = episode_keys(seeds, done.reshape(n_seeds, columns), counters.env_steps, ep_keys)
+            log_episodes(job, shards, step.episode_return.reshape(seed_tasks),
+                         step.episode_success.reshape(seed_tasks), counters.env_steps)
         if len(pending) * cfg.updates_per_step >= job.log_every:
             log_metrics(job, shards, jax.device_get(pending), counters.env_steps)
             pending = []
@@ -187,8 +194,10 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
             elapsed = max(tick - window[0], 1e-9)
             sps = (counters.env_steps - window[1]) / elapsed
             ups = (counters.updates - window[2]) / elapsed
-            # Keys do not advance; each seed's first columns give the episode keys (unused when greedy).
-            policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
+            if agent.uniform_actions:  # its own generator: training's stream is left as it was
+                policy = partial(_uniform, np.random.default_rng([*seeds, counters.env_steps]), act_dim)
+            else:  # keys do not advance; each seed's first columns give the episode keys (unused when greedy)
+                policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
             returns, successes = evaluate(eval_vec, policy, job.eval_episodes, seed=counters.env_steps)
             per_run = (n_seeds, n_tasks, job.eval_episodes)
             record_evaluation(job, shards, counters, returns.reshape(per_run), successes.reshape(per_run), sps, ups)
@@ -197,13 +206,21 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
                         "episode_keys": ep_keys, "episode_rewards": (episodes.rewards, episodes.length),
                         "pending": jax.device_get(pending)})
             window = (time.perf_counter(), counters.env_steps, counters.updates)
+            reported = window[0]
             if progress is not None:
                 progress(job.job_id, counters.env_steps, job.budget, sps, counters.last_eval)
-        elif progress is not None and counters.env_steps % (50 * steps_per_iter) == 0:
-            elapsed = max(time.perf_counter() - window[0], 1e-9)
+        elif progress is not None and (now := time.perf_counter()) - reported >= PROGRESS_EVERY_S:
+            reported = now
+            elapsed = max(now - window[0], 1e-9)
             progress(job.job_id, counters.env_steps, job.budget, (counters.env_steps - window[1]) / elapsed,
                      counters.last_eval)
     files.finish(counters)
+
+
+def _uniform(draws: np.random.Generator, act_dim: int, obs: np.ndarray) -> np.ndarray:
+    """Uniform actions (n, act) in [-1, 1] for observations (n, obs): the evaluation policy of an
+    agent with ``uniform_actions``."""
+    return draws.uniform(-1.0, 1.0, (obs.shape[0], act_dim))
 
 
 def _check_memory(needed: int, capacity: int, job: Job) -> None:

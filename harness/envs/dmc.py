@@ -82,7 +82,7 @@ def _without_rendering(physics: Any) -> None:
 
 def _flatten(observation: dict[str, np.ndarray]) -> npt.NDArray[np.float32]:
     """Concatenate an observation dict, in its own key order, into ``(observation_size,)`` float32."""
-    return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in observation.values()])
+    return np.concatenate(list(observation.values()), axis=None, dtype=np.float32)
 
 
 def make(task: Task, seed: int) -> EpisodeEnv:

@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.envs.base import Env
 from harness.errors import InputError
+from harness.processes import die_with_parent, without_main
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """``policy(obs (n, obs) float32) -> actions (n, act)`` in [-1, 1]."""
@@ -80,7 +81,9 @@ class VecEnv:
             raise ValueError(f"sizes {sizes} are smaller than the envs of {too_big}")
         self._obs_sizes = [e.observation_size for e in self.envs]
         self._act_sizes = [e.action_size for e in self.envs]
-        self._returns = np.zeros(self.num_envs)  # (n,) return of each env's episode so far
+        self._success = [e.task.metric == "success" for e in self.envs]
+        self._returns = [0.0] * self.num_envs  # return of each env's episode so far
+        self._nans = np.full(self.num_envs, np.nan)  # (n,) copied for the episode returns of a step
         self._obs = np.zeros((self.num_envs, self.observation_size), np.float32)  # (n, obs)
         self._seeds: list[int | None] = [None] * self.num_envs  # the seed of each env's last reset()
         self._episodes = [0] * self.num_envs  # episodes each env started since then
@@ -94,35 +97,39 @@ class VecEnv:
         for i, (env, seed) in enumerate(zip(self.envs, seeds, strict=True)):
             self._seeds[i], self._episodes[i], self._actions[i] = None if seed is None else int(seed), 0, []
             self._obs[i, : self._obs_sizes[i]] = env.reset(seed=self._seeds[i])[0]
-        self._returns[:] = 0.0
+        self._returns = [0.0] * self.num_envs
         return self._obs.copy()
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None, auto_reset: bool = True) -> StepResult:
         """Step every env (or the ``active (n,)`` ones) with its row of ``actions (n, act)``; reset the
         envs whose episode ended, unless ``auto_reset`` is False (then they wait, with their final
         observation, until :meth:`reset`)."""
-        actions = np.asarray(actions)
+        # A private float64 copy (float32 converts exactly): every env takes a row of it, and the
+        # rows are kept as the episode's actions. Per-env values are gathered in lists and become
+        # arrays once: numpy's per-call cost dominates with a few envs, and this runs every step.
+        actions = np.array(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, self.action_size):
             raise ValueError(f"actions shape {actions.shape}, expected ({self.num_envs}, {self.action_size})")
         n = self.num_envs
-        next_obs = np.zeros((n, self.observation_size), np.float32)
-        reward = np.zeros(n)
-        terminated = np.zeros(n, bool)
-        truncated = np.zeros(n, bool)
-        episode_return = np.full(n, np.nan)
-        episode_success = np.full(n, np.nan)
+        reward = [0.0] * n
+        terminated = [False] * n
+        truncated = [False] * n
+        finals: list[tuple[int, np.ndarray]] = []  # (env, final observation) of the episodes that ended
+        episode_return = self._nans.copy()
+        episode_success = self._nans.copy()
         for i, env in enumerate(self.envs):
             if active is not None and not active[i]:
-                next_obs[i] = self._obs[i]
                 continue
-            action = np.array(actions[i, : self._act_sizes[i]])
-            obs, reward[i], terminated[i], truncated[i], info = env.step(action)
+            action = actions[i, : self._act_sizes[i]]
+            obs, r, term, trunc, info = env.step(action)
             self._actions[i].append(action)
-            next_obs[i, : self._obs_sizes[i]] = obs
-            self._returns[i] += reward[i]
-            if terminated[i] or truncated[i]:
+            reward[i] = r = float(r)
+            self._returns[i] += r
+            if term or trunc:
+                terminated[i], truncated[i] = bool(term), bool(trunc)
+                finals.append((i, obs))
                 episode_return[i] = self._returns[i]
-                if env.task.metric == "success":
+                if self._success[i]:
                     episode_success[i] = info["success"]
                 self._returns[i] = 0.0
                 if auto_reset:
@@ -130,8 +137,11 @@ class VecEnv:
                     self._actions[i] = []
                     obs = env.reset(seed=self._episode_seed(i))[0]
             self._obs[i, : self._obs_sizes[i]] = obs
-        return StepResult(self._obs.copy(), next_obs, reward, terminated, truncated, episode_return,
-                          episode_success)
+        next_obs = self._obs.copy()
+        for i, final in finals:
+            next_obs[i, : self._obs_sizes[i]] = final
+        return StepResult(self._obs.copy(), next_obs, np.array(reward), np.array(terminated), np.array(truncated),
+                          episode_return, episode_success)
 
     def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
         """Each env's (seed, episodes since, actions of the current episode), for a checkpoint."""
@@ -188,7 +198,8 @@ class ParallelVecEnv:
         for a, b in self._slices:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(child, list(specs[a:b]), sizes), daemon=True)
-            proc.start()
+            with without_main():
+                proc.start()
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
@@ -250,7 +261,6 @@ class ParallelVecEnv:
 def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> None:
     """A worker of :class:`ParallelVecEnv`: make the envs, then answer reset/step/close calls."""
     from harness import envs  # imported here: the spawned worker starts bare
-    from harness.processes import die_with_parent
 
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
