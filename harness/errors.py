@@ -2,7 +2,8 @@
 
 `InputError` (exit 2) is a usage or input mistake: a malformed manifest, an unknown task, a bad
 option. `Finding` (exit 1) is a result the user asked us to judge: a rejected submission, a gate
-that found a regression, a batch with failed runs.
+that found a regression, a batch with failed runs. `StoreBusy` (exit 1): another process held the
+DuckDB store for longer than a writer waits.
 """
 
 from __future__ import annotations
@@ -22,5 +23,11 @@ class InputError(HarnessError):
 
 class Finding(HarnessError):
     """A finding the user asked for: a rejected submission, a regression, failed runs (exit 1)."""
+
+    exit_code = 1
+
+
+class StoreBusy(HarnessError):
+    """Another process held the store for longer than the wait (exit 1); nothing was written."""
 
     exit_code = 1
