@@ -364,8 +364,6 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
     since the last one, however long the run; only a rebuilt store reads whole shards.
     """
     loaded = [(d, run) for d in run_dirs if (run := read_run(d)) is not None]
-    if not loaded:
-        return 0
     written = 0
     applied: list[tuple[Path, int]] = []  # superseded files and the bytes of them applied
     with store.transaction() as con:
