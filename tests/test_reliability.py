@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import duckdb
@@ -42,7 +42,7 @@ from tests.test_run import ROOT, harness, live_processes, query
 Points = dict[tuple[str, str, int], float]  # (run_id, metric, step) -> value
 
 
-def write_manifest(tmp_path: Path, agents: dict[str, object], budget: int) -> Path:
+def write_manifest(tmp_path: Path, agents: Mapping[str, object], budget: int) -> Path:
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump({
         "name": "reliability", "tasks": ["dmc/cartpole-balance"], "agents": agents, "seeds": 1, "budget": budget,
