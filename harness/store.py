@@ -221,10 +221,13 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _sync_tasks(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the ``tasks`` table the catalog's (rewritten only when they differ: most writes are ingests)."""
     rows = [
         (t.name, t.suite, t.metric, t.episode_length, t.action_repeat, t.norm_low, t.norm_high)
         for t in catalog.all_tasks()
     ]
+    if sorted(rows) == con.execute("SELECT * FROM tasks ORDER BY ALL").fetchall():
+        return
     con.execute("DELETE FROM tasks")
     con.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
