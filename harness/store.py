@@ -385,7 +385,11 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
                 con.execute("DELETE FROM curves WHERE run_id = ?", [run_id])
             else:
                 _delete_keys(con, pd.concat([cut.assign(run_id=run_id), points[["run_id", "metric", "step"]]]))
-            written += insert_points(con, points)
+            if not points.empty:  # their keys are free now
+                con.register("_points", points[["run_id", "metric", "step", "value"]])
+                con.execute("INSERT INTO curves SELECT * FROM _points")
+                con.unregister("_points")
+            written += len(points)
             con.execute("INSERT INTO shards VALUES (?, ?) ON CONFLICT (run_id) DO UPDATE SET "
                         "ingested_bytes = excluded.ingested_bytes", [run_id, end])
             if marker_bytes:
