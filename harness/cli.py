@@ -6,32 +6,71 @@ Exit codes: 0 success, 1 a finding (failed runs, a rejected submission, a regres
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-import agents
-from harness import catalog
-from harness import store as store_mod
-from harness.commands.baselines import register as register_baselines
-from harness.commands.gate import register as register_gate
-from harness.commands.install import register as register_install
-from harness.commands.leaderboard import register as register_leaderboard
-from harness.commands.report import register as register_report
-from harness.commands.submit import register as register_submit
 from harness.errors import Finding, HarnessError, InputError
+
+if TYPE_CHECKING:
+    from harness import catalog
+    from harness import store as store_mod
+
+
+FEATURES: dict[str, tuple[str, str]] = {
+    "submit": ("harness.commands.submit",
+               "Validate published per-seed curves and store them as one external submission."),
+    "submissions": ("harness.commands.submit", "List external submissions (the default) or remove one."),
+    "baselines": ("harness.commands.baselines",
+                  "The field's published result sets: list them, import them into the store."),
+    "report": ("harness.commands.report",
+               "Compare agents on a task group: aggregates with confidence intervals, profiles, curves."),
+    "gate": ("harness.commands.gate", "Compare a candidate agent with a baseline and decide: regression (exit 1), "
+                                      "pass (exit 0) or inconclusive."),
+    "leaderboard": ("harness.commands.leaderboard", "The static HTML leaderboard."),
+    "install": ("harness.commands.install",
+                "Install a simulator package that is not on the package registry into this environment."),
+}
+"""Feature commands: name -> (module whose ``register(app)`` adds it, its one line of help). A module is
+imported only when its command runs or shows its own help, so `harness --help`, `status` or `tasks`
+do not pay for JAX, matplotlib or numba (tests check each line against the command's own help)."""
+
+
+class FeatureCommand(TyperCommand):
+    """A feature command listed by its name and one line of help; its module is imported when it is used."""
+
+    def __init__(self, name: str) -> None:
+        self.module, summary = FEATURES[name]
+        super().__init__(name, help=summary, short_help=summary)
+
+    def load(self) -> TyperCommand | TyperGroup:
+        """The real command, as its module registers it."""
+        app = typer.Typer()
+        importlib.import_module(self.module).register(app)
+        command = typer.main.get_group(app).commands[str(self.name)]
+        assert isinstance(command, TyperCommand | TyperGroup)
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
 
 
 class _Group(TyperGroup):
-    """Turns a HarnessError raised by any command into a message on stderr and its exit code."""
+    """The CLI's commands, the feature commands loaded on use; a HarnessError raised by any command
+    becomes a message on stderr and its exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *FEATURES]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return FeatureCommand(cmd_name) if cmd_name in FEATURES else super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: Any) -> Any:  # a click Context (typer's bundled click)
         try:
@@ -64,6 +103,8 @@ def results_dir(results: Path | None) -> Path:
 
 
 def open_store(results: Path | None) -> store_mod.Store:
+    from harness import store as store_mod
+
     return store_mod.Store(results_dir(results) / "harness.duckdb")
 
 
@@ -78,6 +119,8 @@ def run(
         help="key=value overrides applied on top of the manifest, e.g. seeds=3 agents.sac.batch_size=64.",
         show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan; run nothing.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every run: task, label, seed, "
+                                          "budget, job and state.")] = False,
     results: ResultsOption = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per GPU, else 1).",
                                                  min=1, show_default=False)] = None,
@@ -96,7 +139,8 @@ def run(
     Re-running the same command skips finished runs and resumes interrupted ones from their last
     checkpoint (Ctrl-C or even kill -9 lose at most the work since the last evaluation).
 
-    Example: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64
+    Examples: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64;
+    harness run suites/dmc-hard.yaml budget=20000 --dry-run --verbose
     """
     from harness import executor
     from harness import manifest as manifest_mod
@@ -108,7 +152,7 @@ def run(
     plan = manifest_mod.load(manifest, extra)
     out = results_dir(results)
     n_workers = workers or executor.default_workers()
-    _print_plan(plan, out, n_workers)
+    _print_plan(plan, out, n_workers, extra, verbose)
     if dry_run:
         return
     try:
@@ -130,13 +174,18 @@ def run(
                       "their errors are recorded in the store (`harness status`)")
 
 
-def _print_plan(plan: object, out: Path, workers: int) -> None:
+def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], verbose: bool) -> None:
+    from rich.text import Text
+
     from harness.executor import describe, job_state
     from harness.manifest import Plan
 
     assert isinstance(plan, Plan)
     m = plan.manifest
-    console.print(f"[bold]{m.name}[/] — {m.description}".rstrip(" —"))
+    console.print(Text.assemble((m.name, "bold"), f" — {m.description}" if m.description else ""))
+    if overrides:
+        console.print(Text(f"  overrides: {' '.join(overrides)} (the description is the manifest's; the "
+                           "figures below are what runs)"))
     unique = len({t.same_as or t.name for t in plan.tasks})
     if len(plan.tasks) <= 12:
         listed = ", ".join(t.name for t in plan.tasks)
@@ -157,6 +206,7 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
         f"  {len(plan.runs)} runs in {len(plan.jobs)} jobs ({together}): "
         f"{states.count('new')} new, {states.count('resumable')} to resume, {states.count('finished')} finished"
     )
+    known = None
     if m.variant == "multitask":
         from harness.envs import sizes
 
@@ -166,9 +216,44 @@ def _print_plan(plan: object, out: Path, workers: int) -> None:
             console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
                           f"actions {act}")
     console.print(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}")
+    _warn_slow_jobs(plan, known)
+    if verbose:
+        table = Table("task", "label", "seed", "budget", "job", "state", title=f"{len(plan.runs)} runs")
+        for job, state in zip(plan.jobs, states, strict=True):
+            for r in job.runs:
+                table.add_row(Text(r.task), Text(r.label), str(r.seed), f"{job.budget:,}", job.job_id, state)
+        console.print(table)
+
+
+def _warn_slow_jobs(plan: Any, known: dict[str, tuple[int, int]] | None) -> None:
+    """On a machine without a GPU, warn of each agent whose jobs' updates would take more than an hour
+    (:mod:`harness.cost`: an estimate from the update's operation count, before anything runs)."""
+    from rich.text import Text
+
+    from harness import cost
+    from harness.executor import visible_gpus
+
+    if visible_gpus():
+        return
+    first: dict[str, Any] = {}  # agent label -> its first job
+    for job in plan.jobs:
+        first.setdefault(job.agent.label, job)
+    rate = None
+    for job in first.values():
+        sizes = (max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)) if known else \
+            cost.NOMINAL_SIZES
+        if not cost.may_take_long(job, sizes):
+            continue
+        rate = rate or cost.machine_rate()
+        found = cost.estimate(job, sizes, rate)
+        if found.seconds > cost.WARN_AFTER_S:
+            console.print(Text(f"  warning: {cost.warning(found)}", style="yellow"))
 
 
 def _print_summary(store: store_mod.Store, plan: object) -> None:
+    import numpy as np
+
+    from harness import store as store_mod
     from harness.manifest import Plan
 
     assert isinstance(plan, Plan)
@@ -210,6 +295,8 @@ def status(
 
     Example: harness status --by-task
     """
+    import pandas as pd
+
     store = open_store(results)
     keys = "r.source, coalesce(r.suite, '') AS suite, r.label, r.status" + (", r.task" if by_task else "")
     with store.connect(read_only=True) as con:
@@ -289,6 +376,7 @@ def tasks(
 
     Examples: harness tasks dmc-hard; harness tasks playground --check --time-limit 300
     """
+    from harness import catalog
     from harness.taskcheck import suite_counts
 
     if group is None:
@@ -316,6 +404,7 @@ def tasks(
 
 
 def _check_tasks(selected: list[catalog.Task], workers: int, time_limit: float, steps: int) -> None:
+    from harness import catalog
     from harness.taskcheck import CheckResult, check_tasks
 
     runnable = [t.name for t in selected if t.runnable]
@@ -355,6 +444,8 @@ def list_agents() -> None:
     """
     import dataclasses
 
+    import agents
+
     table = Table(title="agents")
     for col in ("agent", "description", "config keys (defaults)"):
         table.add_column(col)
@@ -365,15 +456,7 @@ def list_agents() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Feature commands and the entry point
-
-register_submit(app)
-register_baselines(app)
-register_report(app)
-register_gate(app)
-register_leaderboard(app)
-register_install(app)
-
+# The entry point
 
 
 def main() -> None:

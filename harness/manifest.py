@@ -268,6 +268,8 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
     task_sets = _task_sets(manifest, path)
     tasks = tuple({t.name: t for tasks in task_sets.values() for t in tasks}.values())
     specs = tuple(_agent_spec(label, entry, path) for label, entry in manifest.agents.items())
+    for spec in specs:
+        _check_learns(spec, manifest.budget, path)
     return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs))
 
 
@@ -351,6 +353,16 @@ def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
     if config.updates_per_step < 0 or config.warmup_steps < 0:
         raise InputError(f"{where}: updates_per_step and warmup_steps must be >= 0")
     return AgentSpec(label, algo, config)
+
+
+def _check_learns(spec: AgentSpec, budget: int, path: Path) -> None:
+    """An agent that learns must get past its warm-up: the first update follows ``warmup_steps``
+    environment steps of each run (an agent with ``updates_per_step: 0`` never updates, by design)."""
+    warmup = spec.config.warmup_steps
+    if spec.config.updates_per_step > 0 and budget <= warmup:
+        raise InputError(f"{path}: budget {budget:,} is not above agent {spec.label}'s warm-up of {warmup:,} "
+                         f"environment steps: it would never update; expected budget > {warmup:,}, or "
+                         f"agents.{spec.label}.warmup_steps below {budget:,}")
 
 
 def _type_name(tp: Any) -> str:

@@ -49,12 +49,14 @@ def rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def select_tasks(suite: str | None, names: Sequence[str] | None) -> tuple[str, ...] | None:
+def select_tasks(suite: str | None, names: Sequence[str] | None,
+                 store: store_mod.Store | None = None) -> tuple[str, ...] | None:
     """Canonical task names from ``--suite`` and ``--tasks``, in that order; None selects every task.
 
     suite: a manifest file (``suites/ci-gate.yaml``: its tasks), a simulator suite (``dmc``,
-    ``metaworld``, ``myosuite``, ``playground``) or a task group (``bro-dmc``); names: task names or
-    aliases (the catalog's one alias table), added after the suite's.
+    ``metaworld``, ``myosuite``, ``playground``), a task group (``bro-dmc``) or, given the store, a
+    suite its runs recorded (``quickstart``: the tasks of the runs of that suite, ours or submitted);
+    names: task names or aliases (the catalog's one alias table), added after the suite's.
     """
     from harness import manifest
 
@@ -63,10 +65,29 @@ def select_tasks(suite: str | None, names: Sequence[str] | None) -> tuple[str, .
         chosen += [task.name for task in manifest.load(Path(suite)).tasks]
     elif suite in catalog.SUITES:
         chosen += [task.name for task in catalog.all_tasks() if task.suite == suite]
-    elif suite is not None:
+    elif suite in catalog.GROUPS or (suite is not None and store is None):
         chosen += list(catalog.group(suite).tasks)
+    elif suite is not None and store is not None:
+        chosen += list(_stored_suite(store, suite))
     chosen += list(resolve_tasks(names, None) or ())
     return tuple(dict.fromkeys(chosen)) if chosen else None
+
+
+def _stored_suite(store: store_mod.Store, suite: str) -> tuple[str, ...]:
+    """The tasks of the store's runs recorded under ``suite``, in catalog order; InputError lists
+    the task groups and the store's suites when there are none."""
+    stored: dict[str, list[str]] = {}
+    if store.path.exists():
+        with store.connect(read_only=True) as con:
+            rows = con.execute("SELECT DISTINCT suite, task FROM runs WHERE suite IS NOT NULL").fetchall()
+        for name, task in rows:
+            stored.setdefault(name, []).append(task)
+    if suite not in stored:
+        in_store = f"; suites of the store's runs: {', '.join(sorted(stored))}" if stored else ""
+        raise InputError(f"unknown task group {suite!r} (nor a suite of the store's runs); valid groups: "
+                         f"{', '.join(sorted(catalog.GROUPS))}{in_store}")
+    order = {task.name: i for i, task in enumerate(catalog.all_tasks())}
+    return tuple(sorted(stored[suite], key=lambda t: (order.get(t, len(order)), t)))
 
 
 @dataclass(frozen=True, eq=False)

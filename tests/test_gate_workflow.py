@@ -61,8 +61,11 @@ def check_call(root: TyperGroup, words: list[str]) -> None:
     command: Any = root
     while isinstance(command, TyperGroup) and words and not words[0].startswith("-"):
         name, words = words[0], words[1:]
-        assert name in command.commands, f"`harness {name}` is not a command; commands: {sorted(command.commands)}"
-        command = command.commands[name]
+        names = command.list_commands(None)  # type: ignore[arg-type]  # no context needed
+        assert name in names, f"`harness {name}` is not a command; commands: {sorted(names)}"
+        command = command.get_command(None, name)  # type: ignore[arg-type]
+        if isinstance(command, harness.cli.FeatureCommand):
+            command = command.load()
     options = {opt: param for param in command.params if isinstance(param, TyperOption)
                for opt in (*param.opts, *param.secondary_opts)}
     arguments = [param for param in command.params if isinstance(param, TyperArgument)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ GOOD = {
     "name": "t",
     "description": "test",
     "tasks": ["dmc/cartpole-balance", "pendulum-swingup"],
-    "agents": {"sac": {"hidden_dims": [32, 32]}, "random": {}},
+    "agents": {"sac": {"hidden_dims": [32, 32], "warmup_steps": 1000}, "random": {}},
     "seeds": 2,
     "budget": 4000,
     "eval": {"every": 2000, "episodes": 1},
@@ -140,7 +141,8 @@ def test_run_ids_are_stable_and_sensitive_to_what_matters(tmp_path: Path) -> Non
 
 
 def test_algo_key_gives_a_second_label_of_the_same_agent(tmp_path: Path) -> None:
-    plan = manifest.load(write(tmp_path, with_(agents={"sac": {}, "sac_lr0": {"algo": "sac", "actor_lr": 0.0}})))
+    agents = {"sac": {"warmup_steps": 1000}, "sac_lr0": {"algo": "sac", "actor_lr": 0.0, "warmup_steps": 1000}}
+    plan = manifest.load(write(tmp_path, with_(agents=agents)))
     specs = {a.label: a for a in plan.agents}
     assert specs["sac_lr0"].algo == "sac"
     assert specs["sac_lr0"].config.actor_lr == 0.0
@@ -164,6 +166,18 @@ def test_dmc_hard_dry_run_prints_the_plan() -> None:
     assert "runs in" in result.output and "/nonexistent-results" in result.output
 
 
+
+def test_dry_run_shows_what_runs_after_overrides_and_lists_every_run_with_verbose() -> None:
+    args = ["run", str(ROOT / "suites" / "dmc-hard.yaml"), "budget=20000", "eval.every=10000", "--seeds", "2",
+            "--dry-run", "--verbose", "--results", "/nonexistent-results"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "overrides: budget=20000 eval.every=10000 seeds=2" in result.output
+    assert "seeds [0, 1]; budget 20,000 env steps" in result.output
+    rows = [line for line in result.output.splitlines() if "│ dmc/" in line]
+    assert len(rows) == 7 * 4 * 2  # tasks x agents x seeds, one row per run
+    assert all("20,000" in row and "new" in row for row in rows)
+
 def test_single_task_run_ids_are_those_of_the_previous_release(tmp_path: Path) -> None:
     """Run ids computed by release 0.1.0 (commit 641b214) for this manifest: a re-run skips those runs."""
     raw = {"name": "cmp", "tasks": ["dmc/cartpole-balance"], "seeds": 2, "budget": 1500,
@@ -173,3 +187,20 @@ def test_single_task_run_ids_are_those_of_the_previous_release(tmp_path: Path) -
     plan = manifest.validate(raw, tmp_path / "cmp.yaml")
     assert {r.run_id for r in plan.runs} == {"6ac92585cca5f620", "9284e0c62b8c913b", "be130e564b09ad8d",
                                              "ffd8564fd8b4ff53"}
+
+
+@pytest.mark.parametrize(("agents", "budget", "expected"), [
+    ({"sac": {}}, 2000, "budget 2,000 is not above agent sac's warm-up of 5,000"),
+    ({"bro_fast": {"algo": "bro"}}, 2500, "agent bro_fast's warm-up of 2,500"),  # equal: still no update
+])
+def test_a_budget_inside_the_warm_up_is_refused(tmp_path: Path, agents: dict[str, object], budget: int,
+                                                  expected: str) -> None:
+    raw = with_(agents=agents, budget=budget, eval={"every": 1000, "episodes": 1})
+    with pytest.raises(InputError, match=re.escape(expected)):
+        manifest.load(write(tmp_path, raw))
+
+
+def test_agents_that_never_update_need_no_warm_up(tmp_path: Path) -> None:
+    raw = with_(agents={"random": {}, "frozen": {"algo": "sac", "updates_per_step": 0}}, budget=2000,
+                eval={"every": 1000, "episodes": 1})
+    assert len(manifest.load(write(tmp_path, raw)).agents) == 2

@@ -102,7 +102,7 @@ def test_a_restored_vector_continues_exactly() -> None:
 
 def test_manifest_expands_multitask_jobs(tmp_path: Path) -> None:
     raw = {"name": "mt", "variant": "multitask", "tasks": [CARTPOLE, REACHER, REACH],
-           "agents": {"sac": {}, "brc_mt": {}}, "seeds": 2, "budget": 1000, "eval": {"every": 500}}
+           "agents": {"sac": {}, "brc_mt": {}}, "seeds": 2, "budget": 10_000, "eval": {"every": 5000}}
     plan = validate(raw, tmp_path / "mt.yaml")
     assert len(plan.jobs) == 2 and [len(j.runs) for j in plan.jobs] == [6, 6]
     job = plan.jobs[0]
@@ -129,7 +129,7 @@ def test_manifest_expands_multitask_jobs(tmp_path: Path) -> None:
 ])
 def test_bad_multitask_manifests_name_the_key(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
     raw = {"name": "mt", "variant": "multitask", "tasks": [CARTPOLE], "agents": {"sac": {}}, "seeds": 1,
-           "budget": 1000, "eval": {"every": 500}, **changes}
+           "budget": 10_000, "eval": {"every": 5000}, **changes}
     raw = {k: v for k, v in raw.items() if v is not None}
     with pytest.raises(InputError, match=expected):
         validate(raw, tmp_path / "bad.yaml")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -20,6 +22,7 @@ from harness import catalog
 from harness.commands.report import register as register_report
 from harness.commands.submit import register as register_submit
 from harness.errors import HarnessError
+from harness.store import Store, insert_points, upsert_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -251,3 +254,44 @@ def test_page_renders_in_headless_chromium(three_agents: Path) -> None:
     tables = dict(rows)
     assert tables["aggregates"] == 3 and tables["improvement"] == 3 and tables["per-task"] == 39
     assert tables["exclusions"] > 0
+
+
+def with_quick_start_runs(results: Path, tmp_path: Path) -> Path:
+    """A copy of the store that also holds a quick start's runs of `random`: 2 seeds on two tasks, last
+    evaluated at step 6,000, recorded under the suite 'quickstart'."""
+    copy = tmp_path / "results"
+    copy.mkdir()
+    shutil.copy(results / "harness.duckdb", copy / "harness.duckdb")
+    store = Store(copy / "harness.duckdb")
+    with store.transaction() as con:
+        for task in ("dmc/cartpole-balance", "dmc/pendulum-swingup"):
+            for seed in (0, 1):
+                run_id = f"quickstart-{task}-{seed}"
+                upsert_run(con, {"run_id": run_id, "source": "harness", "label": "random", "agent": "random",
+                                 "task": task, "seed": seed, "suite": "quickstart", "budget": 6000,
+                                 "status": "finished"})
+                insert_points(con, pd.DataFrame({"run_id": run_id, "metric": "eval/return", "step": [3000, 6000],
+                                                 "value": [20.0 + seed, 30.0 + seed]}))
+    return copy
+
+
+def test_the_default_selection_leaves_out_agents_it_cannot_compare(results: Path, tmp_path: Path) -> None:
+    """The README's example on a store that also holds other runs: at step 1,000,000 the quick start's
+    runs have no score, so `random` is left out with the reason instead of sinking the report."""
+    store = with_quick_start_runs(results, tmp_path)
+    data = make_report(store, tmp_path / "out", "--suite", "tdmpc2-dmc", "--step", 1_000_000)
+    assert [a["label"] for a in data["agents"]] == ["bro", "tdmpc2", "sac"]
+    left_out = [n for n in data["notes"] if n.startswith("Left out of the default selection")]
+    assert len(left_out) == 1 and "random (no task with at least 2 runs with a score at step 1,000,000" in left_out[0]
+    # Named explicitly, an agent that cannot be compared is still an error.
+    code, output = cli("report", "--results", store, "--out", tmp_path / "named", "--reps", REPS,
+                       "--suite", "tdmpc2-dmc", "--agents", "tdmpc2,random", "--step", 1_000_000)
+    assert code == 2 and "random has 0 run(s) with a score" in output
+
+
+def test_a_suite_of_the_stores_runs_selects_their_tasks(results: Path, tmp_path: Path) -> None:
+    store = with_quick_start_runs(results, tmp_path)
+    data = make_report(store, tmp_path / "out", "--suite", "quickstart", "--agents", "random")
+    assert data["compared_tasks"] == ["dmc/cartpole-balance", "dmc/pendulum-swingup"]
+    code, output = cli("report", "--results", store, "--suite", "quickstrat")
+    assert code == 2 and "suites of the store's runs: quickstart" in output, output

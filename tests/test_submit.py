@@ -373,7 +373,7 @@ def test_same_files_again_is_detected_and_changes_nothing(tmp_path):
     [(sid,)] = query(db, "SELECT submission_id FROM submissions")
     code, out = submit(path, results, "--format", "long", "--agent", "another-name")
     assert code == 1
-    assert f"the same files as submission {sid} (agent 'a'" in out
+    assert f"  - the submission: the same files as submission {sid} (agent 'a'" in out
     assert digest(db) == before and db.read_bytes() == before_bytes
 
 

@@ -81,8 +81,9 @@ def gate(
     names = [name.strip() for name in tasks.split(",") if name.strip()] if tasks is not None else None
     if tasks is not None and not names:
         raise InputError(f"--tasks {tasks!r}: expected comma-separated task names")
-    selected = scores.select_tasks(suite, names)
-    result = gate_mod.run_gate(Store(results / STORE_FILE), candidate, baseline, cfg, tasks=selected, step=step)
+    store = Store(results / STORE_FILE)
+    selected = scores.select_tasks(suite, names, store)
+    result = gate_mod.run_gate(store, candidate, baseline, cfg, tasks=selected, step=step)
     md_path, figure = gate_mod.write_markdown(result, markdown)
     json_file = gate_mod.write_json(result, json_path)
     console = Console()

@@ -79,12 +79,13 @@ def report(
     method: Annotated[Method, typer.Option("--method", help="Confidence interval method.")] = "percentile",
     seed: Annotated[int, typer.Option("--seed", min=0, help="Report seed (recorded in the report).")] = 0,
 ) -> None:
+    store = Store(results / STORE_FILE)
     options = ReportOptions(
-        tasks=select_tasks(suite, _names(tasks)), group=suite, agents=_labels(agents), step=step, align=align,
+        tasks=select_tasks(suite, _names(tasks), store), group=suite, agents=_labels(agents), step=step, align=align,
         tolerance=tolerance, grid=parse_grid(grid) if grid is not None else None, reps=reps, level=level,
         method=method, seed=seed,
     )
-    built = build(Store(results / STORE_FILE), options)
+    built = build(store, options)
     files = write(built, out or Path("reports") / (Path(suite).stem if suite else "all"))
     console = Console()
     table = Table("rank", "agent", "IQM", "mean", "median", "optimality gap", "runs",

@@ -235,15 +235,17 @@ def build(store: Store, options: ReportOptions) -> Report:
     _check_options(options)
     with store.connect(read_only=True) as con:
         selection = scores.load(con, tasks=options.tasks, labels=options.agents)
+        matrices = _matrices(selection, options)
+        unusable = _unusable(matrices) if options.agents is None else []
+        if len(unusable) == len(matrices):
+            unusable = []  # nothing would be left: the checks below say why
+        if unusable:  # the default selection: leave them out and say so
+            selection = scores.load(con, tasks=options.tasks, labels=[x for x in matrices if x not in dict(unusable)])
+            matrices = _matrices(selection, options)
         labels = selection.labels
         submission_ids = sorted(set(selection.points.submission_id.dropna()))
         submissions = scores.submissions(con, submission_ids)
     tasks = selection.tasks
-    matrices = {
-        label: scores.at_step(selection, label, tasks, step=options.step, method=options.align,
-                              tolerance=options.tolerance)
-        for label in labels
-    }
     coverage = {label: set(selection.coverage(label)) for label in labels}
     reasons = _left_out_reasons(tasks, labels, matrices, coverage, options.step)
     compared = tuple(t for t in tasks if t not in reasons)
@@ -292,6 +294,9 @@ def build(store: Store, options: ReportOptions) -> Report:
     normalisation = _normalisation(compared)
     alignment = _alignment(options)
     notes = _notes(options, agents, rows, selection, compared, matrices, dropped)
+    if unusable:
+        notes = ("Left out of the default selection (every agent with runs on the tasks; --agents chooses): "
+                 + "; ".join(f"{label} ({why})" for label, why in unusable) + ".", *notes)
     report = Report(
         title=_title(options, ranked),
         settings=settings, agents=agents, compared_tasks=compared, normalisation=normalisation,
@@ -334,6 +339,25 @@ def _input_error(what: str, error: stats.StatsInputError) -> InputError:
 
 def _where(step: int | None) -> str:
     return f"at step {step:,}" if step is not None else "at the final step"
+
+
+def _matrices(selection: scores.Selection, options: ReportOptions) -> dict[str, scores.ScoreMatrix]:
+    """Label -> its scores at the report's step on the selection's tasks."""
+    return {label: scores.at_step(selection, label, selection.tasks, step=options.step, method=options.align,
+                                  tolerance=options.tolerance)
+            for label in selection.labels}
+
+
+def _unusable(matrices: Mapping[str, scores.ScoreMatrix]) -> list[tuple[str, str]]:
+    """(label, why) of the agents that have no task with at least 2 runs with a score: they cannot be
+    compared on any task, so a default selection that kept them would compare nothing."""
+    out = []
+    for label, matrix in matrices.items():
+        counts = matrix.runs_per_task  # (tasks,)
+        if not (counts >= 2).any():
+            out.append((label, f"no task with at least 2 runs with a score {_where(matrix.step)}; "
+                               f"{int(counts.sum())} scored run(s) in all"))
+    return out
 
 
 def _left_out_reasons(tasks: Sequence[str], labels: Sequence[str], matrices: Mapping[str, scores.ScoreMatrix],

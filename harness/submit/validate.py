@@ -64,7 +64,7 @@ class Problem:
 
     def __str__(self) -> str:
         column = f"column {self.column}" if self.column else ""
-        place = ", ".join(part for part in (self.file, self.where, column) if part)
+        place = ", ".join(part for part in (self.file, self.where, column) if part) or "the submission"
         return f"{place}: {self.value}; expected {self.expected}"
 
 

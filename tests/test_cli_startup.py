@@ -1,0 +1,57 @@
+"""The CLI starts without the heavy libraries: `harness --help` and the store and catalog commands import
+only what they use, and each feature command listed by `harness --help` (its module loaded on use) shows
+the help its module gives it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import harness.cli
+from harness.cli import FEATURES, FeatureCommand
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("jax", "flax", "matplotlib", "numba", "mujoco", "dm_control", "scipy")
+
+
+def imported_modules(args: list[str], cwd: Path) -> set[str]:
+    """Every module `python -X importtime -m harness ARGS` imports."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "harness", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return {m.group(1) for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
+
+
+@pytest.mark.parametrize(("args", "allowed"), [
+    (["--help"], ()),
+    (["tasks", "dmc-hard"], ("numpy",)),
+    (["status"], ("numpy", "pandas", "duckdb")),
+    (["submissions"], ("numpy", "pandas", "duckdb")),
+])
+def test_commands_import_only_what_they_use(tmp_path: Path, args: list[str], allowed: tuple[str, ...]) -> None:
+    modules = imported_modules(args, tmp_path)
+    assert "harness.cli" in modules  # the measurement saw the CLI start
+    top = {m.split(".")[0] for m in modules}
+    assert not top & set(HEAVY), f"harness {' '.join(args)} imported {sorted(top & set(HEAVY))}"
+    light = {"numpy", "pandas", "duckdb"} - set(allowed)
+    assert not top & light, f"harness {' '.join(args)} imported {sorted(top & light)}"
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_each_feature_line_is_its_commands_own_help(name: str) -> None:
+    command = FeatureCommand(name).load()
+    first_paragraph = " ".join((command.help or "").split("\n\n")[0].split())
+    assert FEATURES[name][1] == first_paragraph
+    assert command.name == name
+
+
+def test_a_feature_command_runs_and_shows_its_help() -> None:
+    result = CliRunner().invoke(harness.cli.app, ["report", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--suite" in result.output and "--reps" in result.output
