@@ -7,7 +7,8 @@ workers) at a phase found by watching the results folder, never by timing:
 - ``before-checkpoint``: the SAC run is training and has no checkpoint yet;
 - ``after-checkpoint``:  a new checkpoint file has just appeared;
 - ``during-ingest``:     the store's write-ahead log exists (a write transaction is open);
-- ``between-ingests``:   the store was written after the last checkpoint and is not being written;
+- ``between-ingests``:   the store holds points written after the last checkpoint (read once per
+                         ingest) and is not being written;
 - ``group-finished``:    the random group is finished (it trains first), the SAC one is not.
 
 The default run kills one run at four moments in turn (the first is after a group finished and
@@ -137,6 +138,7 @@ class Watch:
         self.last_checkpoint: float | None = None  # mtime of the SAC checkpoint when last seen
         self.kept: tuple[float, int] | None = None  # (mtime, shard offset) of the SAC checkpoint last read
         self.grown_at: float | None = None  # when the SAC shard on disk went past that offset
+        self.checked = 0.0  # mtime of the store when it was last read
 
     def record(self, label: str) -> dict[str, object] | None:
         for path in (self.results / "runs").glob("*/run.json"):
@@ -189,7 +191,18 @@ class Watch:
         if self.grown_at is None and shard.stat().st_size > self.kept[1]:
             self.grown_at = time.time()
         db = self.results / "harness.duckdb"
-        return self.grown_at is not None and not self.writing_store() and db.stat().st_mtime > self.grown_at
+        written = db.stat().st_mtime
+        if self.grown_at is None or self.writing_store() or written <= self.grown_at or written == self.checked:
+            return False
+        self.checked = written  # once per ingest: an ingest that began before the growth read none of it
+        cut, _ = store_mod.read_points(shard.parent, self.kept[1])
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.IOException:  # an ingest has begun
+            return False
+        with con:
+            stored = set(con.execute("SELECT metric, step FROM curves WHERE run_id = ?", [record["run_id"]]).fetchall())
+        return any((m, int(s)) in stored for m, s in zip(cut.metric, cut.step, strict=True))
 
     def group_finished(self) -> bool:
         rnd, sac = self.record("random"), self.record("sac")
