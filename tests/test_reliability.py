@@ -11,8 +11,10 @@ workers) at a phase found by watching the results folder, never by timing:
                          ingest) and is not being written;
 - ``group-finished``:    the random group is finished (it trains first), the SAC one is not.
 
-The default run kills one run at four moments in turn (the first is after a group finished and
-before the first checkpoint at once); the slow set kills a run once at each phase.
+The default run kills one run at three moments in turn (the first is after a group finished and
+before the first checkpoint at once); the slow set kills a run once at each phase. Between ingests
+is only in the slow set: it needs an ingest to land between two checkpoints after points past the
+first reached the shard, which takes evaluations slower than the ingests' pace (a loaded machine).
 
 After each kill, every point in the store is in its shard with the same value (the store may lag,
 never lead); after the last re-run, each run's points in the store are exactly its shard's, and
@@ -291,18 +293,16 @@ def kill_trials(tmp_path: Path, phases: list[str], uninterrupted: Uninterrupted)
 
 def test_kill_9_at_each_phase_then_resume_equals_the_shards_and_the_uninterrupted_run(
         tmp_path: Path, uninterrupted: Uninterrupted) -> None:
-    # Between ingests comes early: it needs an ingest between two checkpoints, after points past the
-    # first reached the shard (ingests are paced, so that takes a few seconds on a loaded machine).
-    superseded = kill_trials(tmp_path, ["group-finished-and-before-checkpoint", "between-ingests", "after-checkpoint",
-                                        "during-ingest"], uninterrupted)
-    assert superseded > 0  # the kill between ingests left points in the store that the resume replaced
+    kill_trials(tmp_path, ["group-finished-and-before-checkpoint", "after-checkpoint", "during-ingest"], uninterrupted)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["group-finished", "before-checkpoint", "after-checkpoint", "during-ingest",
                                    "between-ingests"])
 def test_kill_9_once_at_a_phase(tmp_path: Path, phase: str, uninterrupted: Uninterrupted) -> None:
-    kill_trials(tmp_path, [phase], uninterrupted)
+    superseded = kill_trials(tmp_path, [phase], uninterrupted)
+    if phase == "between-ingests":
+        assert superseded > 0  # the store held points past the checkpoint, and the resume replaced them
 
 
 # ----------------------------------------------------------------------------------------------
