@@ -4,7 +4,8 @@
 option. `Finding` (exit 1) is a result the user asked us to judge: a rejected submission, a gate
 that found a regression, a batch with failed runs. `StorageError` (exit 1) is a results folder that
 cannot be read or written: a broken store or shard, a read-only folder, a full disk; its message
-names the file and what to do.
+names the file and what to do. `StoreBusy` (exit 1): another process held the DuckDB store for
+longer than a writer waits.
 """
 
 from __future__ import annotations
@@ -30,5 +31,11 @@ class Finding(HarnessError):
 
 class StorageError(HarnessError):
     """A broken file in the results folder, or one that cannot be written (exit code 1)."""
+
+    exit_code = 1
+
+
+class StoreBusy(HarnessError):
+    """Another process held the store for longer than the wait (exit 1); nothing was written."""
 
     exit_code = 1

@@ -8,16 +8,19 @@ the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import store as store_mod
+from harness.errors import StoreBusy
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
 from harness.processes import die_with_parent, without_main
@@ -140,17 +144,18 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
 
     SIGINT or SIGTERM stops every worker at once (their jobs resume from their last checkpoints)
     and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
+    Another process holding the store does not stop training (see :class:`_Ingester`); if it still
+    holds it when every job has ended, :class:`harness.errors.StoreBusy` says how to ingest later.
     """
     store = store_mod.Store(results / "harness.duckdb")
-    store.ensure()
-    with store.connect(read_only=True) as con:
-        empty = store_mod.scalar(con, "SELECT count(*) FROM runs WHERE source = 'harness'") == 0
-    if empty:  # a new store (or a broken one moved aside): rebuilt from every run's shards
-        _ingest_dirs(store, sorted(p for p in (results / "runs").glob("*") if p.is_dir()))
+    with contextlib.suppress(StoreBusy):  # held by another process: the ingester retries this plan's runs
+        _rebuild_if_new(replace(store, busy_timeout_s=1.0), results)
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
-    _ingest(store, results, [j for j in plan.jobs if j not in todo])
+    ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
+    ingester.pending.update(skipped)
     if not todo:
+        ingester.finish(console)
         return Outcome((), skipped, ())
     pool = _Pool(results, min(workers, len(todo)), step_workers, todo)
     stopping: list[int] = []
@@ -164,14 +169,20 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}"), TimeElapsedColumn())
+               TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}{task.fields[store]}"),
+               TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-") for j in todo}
-            return _supervise(pool, store, progress, bars, skipped)
+            bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-", store="")
+                    for j in todo}
+            outcome = _supervise(pool, ingester, progress, bars, skipped)
+        ingester.finish(console)
+        return outcome
     except Interrupted:
         pool.terminate()
-        _ingest(store, results, todo)  # what the stopped jobs had written; their checkpoints resume them
+        # What the stopped jobs had written (their checkpoints resume them), if the store is free now.
+        ingester.pending.update(j.job_id for j in todo)
+        ingester.ingest(BUSY_WAIT_S)
         raise
     finally:
         pool.close()
@@ -179,37 +190,127 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
             signal.signal(s, handler)
 
 
-def _supervise(pool: _Pool, store: store_mod.Store, progress: Progress, bars: dict[str, Any],
+def _supervise(pool: _Pool, ingester: _Ingester, progress: Progress, bars: dict[str, Any],
                skipped: tuple[str, ...]) -> Outcome:
     """Follow the workers until every job is done: progress, ingests, failures, dead workers."""
     finished: list[str] = []
     failed: list[tuple[str, str]] = []
-    last_ingest = 0.0
-    touched: set[str] = set()
     while len(finished) + len(failed) < len(pool.jobs):
         for event in pool.events(timeout=0.5):
             kind, job_id, *rest = event
             job = pool.jobs[job_id]
+            ingester.pending.add(job_id)
             if kind == "progress":
                 steps, sps, last_eval = rest
                 score = "-" if last_eval is None else f"{last_eval:.1f}"
                 progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
-                touched.add(job_id)
             elif kind == "done":
                 error = rest[0]
-                _ingest(store, pool.results, [job])
-                touched.discard(job_id)
+                ingester.soon()
                 if error is None:
                     finished.append(job_id)
                     progress.update(bars[job_id], completed=job.budget)
                 else:
                     failed.append((job_id, error))
                     progress.update(bars[job_id], description=f"[red]FAILED[/] {describe(job)}")
-        if touched and time.monotonic() - last_ingest > 2.0:
-            _ingest(store, pool.results, [pool.jobs[t] for t in touched])
-            touched.clear()
-            last_ingest = time.monotonic()
+        if ingester.due():
+            was_busy = ingester.busy
+            ingester.ingest(BUSY_WAIT_S)
+            if ingester.busy != was_busy:
+                progress.console.print(
+                    f"store busy: another process holds {ingester.store.path}; training goes on and the ingest "
+                    "will retry" if ingester.busy else "store free again: the curves so far are ingested")
+                for bar in bars.values():
+                    progress.update(bar, store="  (store busy, will retry)" if ingester.busy else "")
     return Outcome(tuple(finished), skipped, tuple(failed))
+
+
+#: How long an ingest during training waits for a store another process holds before it leaves
+#: the points for the next one (the shards keep them).
+BUSY_WAIT_S = 1.0
+#: How long the last ingest, when every job has ended, waits for a store another process holds.
+FINAL_BUSY_WAIT_S = 120.0
+#: The shortest time between two ingests during training (a job that ends is ingested at once).
+INGEST_EVERY_S = 2.0
+#: An ingest that took d seconds is followed by none for INGEST_SHARE * d seconds.
+INGEST_SHARE = 9.0
+#: How much lower than the coordinator's the priority of its ingests is (nice increment).
+INGEST_NICE = 10
+
+
+class _Ingester:
+    """The coordinator's ingests of shards into the store while workers train.
+
+    Only what changed since the last ingest is read and written (:func:`harness.store.ingest_run_dirs`),
+    in batches: at most one every :data:`INGEST_EVERY_S` seconds and, after one that took d seconds,
+    none for ``INGEST_SHARE * d`` (so ingests take at most a tenth of a core), except that a job that
+    ends is ingested at once. Each runs in a thread of its own whose priority is :data:`INGEST_NICE`
+    lower (Linux gives every thread its own), so on a machine with as many workers as cores the
+    workers' steps come first; the coordinator's main thread, which starts workers, keeps its own.
+
+    While another process holds the store, an ingest gives up after a short wait and its jobs stay
+    pending: the progress line says so and the next ingest tries again. The last one, when every job
+    has ended, waits :data:`FINAL_BUSY_WAIT_S`.
+    """
+
+    def __init__(self, store: store_mod.Store, results: Path, jobs: dict[str, Job]) -> None:
+        self.store = store
+        self.results = results
+        self.jobs = jobs
+        self.pending: set[str] = set()  # jobs whose shards may have changed since they were last ingested
+        self.busy = False  # whether the last ingest found the store held by another process
+        self._next = 0.0  # monotonic time of the next ingest
+        self._thread: threading.Thread | None = None
+
+    def due(self) -> bool:
+        return bool(self.pending) and time.monotonic() >= self._next
+
+    def soon(self) -> None:
+        """Ingest at the next occasion (a job has ended)."""
+        self._next = 0.0
+
+    def ingest(self, wait_s: float) -> bool:
+        """Ingest the pending jobs, waiting at most ``wait_s`` for the store; False if it was busy."""
+        started = time.monotonic()
+        dirs = [run_dir(self.results, r.run_id) for j in sorted(self.pending) for r in self.jobs[j].runs]
+        outcome: list[BaseException] = []
+
+        def work() -> None:
+            if sys.platform == "linux":  # elsewhere a priority is the whole process's
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INGEST_NICE))
+            try:
+                store_mod.ingest_run_dirs(replace(self.store, busy_timeout_s=wait_s), [d for d in dirs if d.exists()])
+            except BaseException as exc:  # handed to the main thread
+                outcome.append(exc)
+
+        if self._thread is not None:  # one that a signal interrupted the wait for
+            self._thread.join()
+        self._thread = threading.Thread(target=work, name="ingest", daemon=True)
+        self._thread.start()
+        self._thread.join()
+        self._thread = None
+        took = time.monotonic() - started
+        self._next = time.monotonic() + max(INGEST_EVERY_S - took, INGEST_SHARE * took)
+        self.busy = bool(outcome) and isinstance(outcome[0], StoreBusy)
+        if outcome and not self.busy:
+            raise outcome[0]
+        if not self.busy:
+            self.pending.clear()
+        return not self.busy
+
+    def finish(self, console: Console) -> None:
+        """Ingest whatever is pending, waiting the store's full timeout; StoreBusy if it stays held."""
+        if not self.pending:
+            return
+        if not self.ingest(BUSY_WAIT_S):
+            console.print(f"store busy: waiting up to {FINAL_BUSY_WAIT_S:g} s for {self.store.path}")
+            if not self.ingest(FINAL_BUSY_WAIT_S):
+                raise StoreBusy(
+                    f"the store {self.store.path} is held by another process: the curves of these runs are "
+                    f"safe in {self.results / 'runs'}/ but not in the store yet. Close the other process "
+                    "(a notebook, `duckdb` shell, ...) and run the same `harness run` command again: it "
+                    "trains nothing more and ingests them.")
 
 
 class _Pool:
@@ -319,14 +420,13 @@ def describe(job: Job) -> str:
     return escape(f"{what} · {job.first.label} · {len(job.seeds)} seeds")
 
 
-def _ingest_dirs(store: store_mod.Store, dirs: Sequence[Path]) -> None:
-    """Fold these run folders into the store, a few hundred at a time (one transaction each)."""
-    for start in range(0, len(dirs), 200):
-        store_mod.ingest_run_dirs(store, dirs[start:start + 200])
-
-
-def _ingest(store: store_mod.Store, results: Path, jobs: Sequence[Job]) -> None:
-    dirs = [run_dir(results, r.run_id) for j in jobs for r in j.runs]
-    dirs = [d for d in dirs if d.exists()]
-    if dirs:
-        store_mod.ingest_run_dirs(store, dirs)
+def _rebuild_if_new(store: store_mod.Store, results: Path) -> None:
+    """A new store (or a broken one moved aside) holds none of our runs: fold every run folder of
+    the results into it, a few hundred at a time (one transaction each), other manifests' included."""
+    store.ensure()
+    with store.connect(read_only=True) as con:
+        empty = store_mod.scalar(con, "SELECT count(*) FROM runs WHERE source = 'harness'") == 0
+    if empty:
+        dirs = sorted(p for p in (results / "runs").glob("*") if p.is_dir())
+        for start in range(0, len(dirs), 200):
+            store_mod.ingest_run_dirs(store, dirs[start:start + 200])

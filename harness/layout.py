@@ -5,6 +5,7 @@ results/
   harness.duckdb                  the store (the coordinator alone writes it)
   runs/<run_id>/run.json          a run's record (status, error, provenance), rewritten atomically
   runs/<run_id>/curves.jsonl      its curve points, appended as they are measured
+  runs/<run_id>/superseded.jsonl  keys a resume cut from curves.jsonl, until the store drops them too
   groups/<job_id>/checkpoint.pkl  the latest checkpoint of a job (the runs trained together)
 ```
 """

@@ -8,6 +8,8 @@ A job (:class:`harness.manifest.Job`) trains S seeds over T tasks; it has one ru
 Resuming: a checkpoint is written right after each evaluation, together with the byte length of
 every curve shard at that moment. A restarted job truncates its shards back to those lengths and
 continues from the checkpoint, so no curve point is lost or written twice, even after ``kill -9``.
+Before it cuts a shard, it records the keys of the points it cuts (the killed attempt's, superseded
+by the resumed one) next to it, so that the store drops them too (:func:`harness.store.ingest_run_dirs`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from harness import catalog
 from harness.layout import group_dir, now, read_status, run_dir, write_run_record
 from harness.manifest import Job
-from harness.store import SHARD_CURVES
+from harness.store import SHARD_CURVES, record_superseded
 
 #: Progress callback: (job_id, env_steps, budget, env_steps_per_s, last eval return or None).
 ProgressFn = Callable[[str, int, int, float, float | None], None]
@@ -59,12 +61,16 @@ class Shards:
     files: list[Any] = field(default_factory=list)
 
     def open(self, offsets: list[int] | None) -> None:
+        """Open every shard for appending, cut back to ``offsets`` (a checkpoint's; None: emptied),
+        the cut points recorded as superseded first."""
         for i, d in enumerate(self.dirs):
             d.mkdir(parents=True, exist_ok=True)
             path = d / SHARD_CURVES
             path.touch()
+            kept = offsets[i] if offsets else 0
+            record_superseded(d, kept)
             with path.open("r+b") as f:
-                f.truncate(offsets[i] if offsets else 0)
+                f.truncate(kept)
             self.files.append(path.open("a"))
 
     def write(self, run_index: int, metric: str, step: int, value: float) -> None:

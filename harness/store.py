@@ -13,12 +13,15 @@ Tables (keys make duplicates impossible):
 - ``runs``        one row per (agent label, task, seed) run, ours or submitted.
 - ``curves``      ``(run_id, metric, step) -> value``: evaluation returns, training returns,
                   the agent's losses, system throughput, all under their own metric names.
+- ``shards``      ``run_id -> ingested_bytes``: how much of each of our runs' curve shards the
+                  store holds (see :func:`ingest_run_dirs`).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +33,7 @@ import duckdb
 import pandas as pd
 
 from harness import catalog
-from harness.errors import InputError, StorageError
+from harness.errors import InputError, StorageError, StoreBusy
 from harness.textfile import short_repr
 
 SCHEMA_VERSION = "2"
@@ -95,6 +98,10 @@ CREATE TABLE IF NOT EXISTS curves (
     value DOUBLE NOT NULL,
     PRIMARY KEY (run_id, metric, step)
 );
+CREATE TABLE IF NOT EXISTS shards (
+    run_id VARCHAR PRIMARY KEY,
+    ingested_bytes BIGINT NOT NULL
+);
 """
 
 #: Columns of the ``runs`` table, in order.
@@ -152,8 +159,11 @@ class Store:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower():
                     raise storage_error(self.path, exc) or exc from None
+                if time.monotonic() > deadline:
+                    raise StoreBusy(f"the store {self.path} is held by another process (waited "
+                                    f"{self.busy_timeout_s:g} s): {exc}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except duckdb.Error as exc:
@@ -237,10 +247,13 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _sync_tasks(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the ``tasks`` table the catalog's (rewritten only when they differ: most writes are ingests)."""
     rows = [
         (t.name, t.suite, t.metric, t.episode_length, t.action_repeat, t.norm_low, t.norm_high)
         for t in catalog.all_tasks()
     ]
+    if sorted(rows) == con.execute("SELECT * FROM tasks ORDER BY ALL").fetchall():
+        return
     con.execute("DELETE FROM tasks")
     con.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -301,31 +314,71 @@ def _db_value(value: Any) -> Any:
 
 SHARD_CURVES = "curves.jsonl"
 SHARD_RUN = "run.json"
+SHARD_SUPERSEDED = "superseded.jsonl"
 
 
-def read_shard(run_dir: Path) -> tuple[dict[str, Any] | None, pd.DataFrame]:
-    """Read one run folder: its run record (None if not written yet) and its complete curve lines.
-
-    A line cut short by a killed writer (no trailing newline) is ignored; the worker rewrites it.
-    """
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's run record (None if not written yet)."""
     run_file = run_dir / SHARD_RUN
-    run = read_record(run_file) if run_file.exists() else None
-    rows: list[tuple[str, str, int, float]] = []
-    curve_file = run_dir / SHARD_CURVES
-    if curve_file.exists() and run is not None:
-        text = curve_file.read_text(errors="replace")
-        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-        for number, line in enumerate(complete.splitlines(), 1):
-            try:
-                point = json.loads(line)
-                rows.append((run["run_id"], point["metric"], int(point["step"]), float(point["value"])))
-            except (ValueError, TypeError, KeyError):
-                raise StorageError(
-                    f"{curve_file} line {number}: not a curve point {short_repr(line)}; expected "
-                    '{"metric": ..., "step": ..., "value": ...}. Delete that line, or move the folder '
-                    f"{run_dir} aside to train the run again, and run the same command again") from None
-    frame = pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
-    return run, frame
+    return read_record(run_file) if run_file.exists() else None
+
+
+def read_points(run_dir: Path, start: int = 0) -> tuple[pd.DataFrame, int]:
+    """The points ``metric, step, value`` of a run's curve shard from byte ``start`` on, and the byte
+    offset after the last of them. A line cut short by a killed writer (no trailing newline) is left
+    out; the worker rewrites it."""
+    path = run_dir / SHARD_CURVES
+    data = b""
+    if path.exists():
+        with path.open("rb") as f:
+            f.seek(start)
+            data = _complete_lines(f.read())
+    rows = []
+    for index, line in enumerate(data.splitlines()):
+        try:
+            point = json.loads(line)
+            rows.append((point["metric"], int(point["step"]), float(point["value"])))
+        except (ValueError, TypeError, KeyError):
+            with path.open("rb") as f:
+                number = f.read(start).count(b"\n") + index + 1
+            raise StorageError(
+                f"{path} line {number}: not a curve point {short_repr(line.decode(errors='replace'))}; expected "
+                '{"metric": ..., "step": ..., "value": ...}. Delete that line, or move the folder '
+                f"{run_dir} aside to train the run again, and run the same command again") from None
+    frame = pd.DataFrame(rows, columns=["metric", "step", "value"]).astype({"step": "int64", "value": "float64"})
+    return frame, start + len(data)
+
+
+def record_superseded(run_dir: Path, kept: int) -> None:
+    """Before a run's curve shard is cut back to ``kept`` bytes (a job resuming from its checkpoint),
+    append the keys of the points it loses to ``superseded.jsonl``, so that the next ingest removes
+    them from the store (see :func:`ingest_run_dirs`). Nothing is recorded when nothing is cut."""
+    cut, _ = read_points(run_dir, kept)
+    if cut.empty:
+        return
+    path = run_dir / SHARD_SUPERSEDED
+    path.touch()
+    with path.open("r+b") as f:
+        f.truncate(len(_complete_lines(f.read())))  # a record cut short by a kill is dropped
+        f.seek(0, os.SEEK_END)
+        keys = [[m, int(s)] for m, s in zip(cut.metric, cut.step, strict=True)]
+        f.write((json.dumps({"kept": kept, "cut": keys}) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_superseded(run_dir: Path) -> tuple[list[int], pd.DataFrame, int]:
+    """The superseded records of a run folder: each cut's kept length, the cut keys ``metric, step``
+    and the bytes read."""
+    path = run_dir / SHARD_SUPERSEDED
+    data = _complete_lines(path.read_bytes()) if path.exists() else b""
+    records = [json.loads(line) for line in data.splitlines()]
+    keys = [(m, int(s)) for r in records for m, s in r["cut"]]
+    return [int(r["kept"]) for r in records], pd.DataFrame(keys, columns=["metric", "step"]), len(data)
+
+
+def _complete_lines(data: bytes) -> bytes:
+    return data[: data.rfind(b"\n") + 1]
 
 
 def read_record(run_file: Path) -> dict[str, Any]:
@@ -341,21 +394,71 @@ def read_record(run_file: Path) -> dict[str, Any]:
 
 
 def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
-    """Fold the shards of these run folders into the store in one transaction; returns new points.
+    """Make the store hold exactly what these run folders hold, in one transaction; returns the
+    number of curve points written (new or replacing a value).
 
-    Idempotent: run rows are upserted and curve points keyed by (run, metric, step).
+    The shards are the truth. A run's curve shard only grows, except when its job resumes from a
+    checkpoint: the lifecycle then cuts the shard back to the length the checkpoint recorded (the
+    killed attempt's points after it are superseded), and first appends the keys it cuts to the
+    run's ``superseded.jsonl`` (:func:`record_superseded`). The ``shards`` table records how many
+    bytes of each shard the store holds, so an ingest reads and writes only what changed:
+
+    - the points from ``min(ingested bytes, every recorded cut's kept length)`` to the shard's last
+      complete line replace the store's points of the same keys;
+    - the recorded cut keys are deleted (those the resumed attempt wrote again are among the points
+      above, with their new values);
+    - a run without a ``shards`` row (a store rebuilt from the shards, or written before the table
+      existed), or whose shard is shorter than that start, is replaced whole from its shard.
+
+    The run records are upserted. Everything lands in one transaction, after which the applied
+    superseded records are removed: an ingest killed in between applies them again next time, which
+    gives the same store. An ingest every few seconds during training thus costs what was written
+    since the last one, however long the run; only a rebuilt store reads whole shards.
     """
-    loaded = [read_shard(d) for d in run_dirs]
-    loaded = [(run, frame) for run, frame in loaded if run is not None]
-    if not loaded:
-        return 0
-    added = 0
+    loaded = [(d, run) for d in run_dirs if (run := read_run(d)) is not None]
+    written = 0
+    applied: list[tuple[Path, int]] = []  # superseded files and the bytes of them applied
     with store.transaction() as con:
-        for run, frame in loaded:
-            assert run is not None
+        ingested = dict(con.execute("SELECT run_id, ingested_bytes FROM shards WHERE run_id IN (SELECT unnest(?))",
+                                    [[run["run_id"] for _, run in loaded]]).fetchall())
+        for d, run in loaded:
+            run_id = run["run_id"]
             upsert_run(con, run)
-            added += insert_points(con, frame)
-    return added
+            kept, cut, marker_bytes = _read_superseded(d)
+            start = min([ingested.get(run_id, 0), *kept])
+            size = (d / SHARD_CURVES).stat().st_size if (d / SHARD_CURVES).exists() else 0
+            whole = run_id not in ingested or size < start
+            points, end = read_points(d, 0 if whole else start)
+            points = points.drop_duplicates(["metric", "step"], keep="last").assign(run_id=run_id)
+            if whole:
+                con.execute("DELETE FROM curves WHERE run_id = ?", [run_id])
+            else:
+                _delete_keys(con, pd.concat([cut.assign(run_id=run_id), points[["run_id", "metric", "step"]]]))
+            if not points.empty:  # their keys are free now
+                con.register("_points", points[["run_id", "metric", "step", "value"]])
+                con.execute("INSERT INTO curves SELECT * FROM _points")
+                con.unregister("_points")
+            written += len(points)
+            con.execute("INSERT INTO shards VALUES (?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                        "ingested_bytes = excluded.ingested_bytes", [run_id, end])
+            if marker_bytes:
+                applied.append((d / SHARD_SUPERSEDED, marker_bytes))
+    for path, applied_bytes in applied:
+        if path.stat().st_size == applied_bytes:  # else a cut was recorded since: applied next time
+            path.unlink()
+    return written
+
+
+def _delete_keys(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> None:
+    """Delete the curve points of ``keys`` (``run_id, metric, step``)."""
+    if keys.empty:
+        return
+    con.register("_keys", keys[["run_id", "metric", "step"]])
+    try:
+        con.execute("DELETE FROM curves USING _keys k WHERE curves.run_id = k.run_id AND curves.metric = k.metric "
+                    "AND curves.step = k.step")
+    finally:
+        con.unregister("_keys")
 
 
 # ----------------------------------------------------------------------------------------------

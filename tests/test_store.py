@@ -121,3 +121,87 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path, re
                                    "variant": "multitask", "job_id": "j1"})
     with Store(path).connect(read_only=True) as con:
         assert con.execute("SELECT variant, job_id FROM runs WHERE run_id = 'new'").fetchall() == [("multitask", "j1")]
+
+
+# ----------------------------------------------------------------------------------------------
+# The store holds exactly what the shards hold, also after a resume cut a shard back
+
+
+def store_points(path: Path, run_id: str) -> list[tuple[str, int, float]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("SELECT metric, step, value FROM curves WHERE run_id = ? ORDER BY ALL", [run_id]).fetchall()
+    return [(str(m), int(s), float(v)) for m, s, v in rows]
+
+
+def shard_points(run: Path) -> list[tuple[str, int, float]]:
+    frame, _ = store_mod.read_points(run)
+    return sorted(zip(frame.metric, frame.step.astype(int), frame.value, strict=True))
+
+
+def resumed_shard(run: Path, kept: int, points: list[tuple[str, int, float]]) -> None:
+    """What a resumed job does to a shard: the lifecycle cuts it back to ``kept`` bytes (a
+    checkpoint's offset) and appends the resumed attempt's points."""
+    from harness.lifecycle import Shards
+
+    shards = Shards([run])
+    shards.open([kept])
+    for metric, step, value in points:
+        shards.write(0, metric, step, value)
+    shards.close()
+
+
+def test_a_resumed_shard_replaces_the_superseded_points(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    first = [("eval/return", 1000, 100.0), ("train/episode_return", 1000, 7.0)]
+    write_shard(run, "r1", "dmc/cartpole-balance", first)
+    checkpoint = (run / store_mod.SHARD_CURVES).stat().st_size  # a checkpoint right after the eval at 1000
+    # The killed attempt went on past the checkpoint and was ingested.
+    with (run / store_mod.SHARD_CURVES).open("a") as f:
+        for metric, step, value in [("train/episode_return", 1500, 9.0), ("train/episode_return", 1700, 11.0)]:
+            f.write(json.dumps({"metric": metric, "step": step, "value": value}) + "\n")
+    assert store_mod.ingest_run_dirs(store, [run]) == 4
+    # The resumed attempt ends episodes at other steps: 1500 with another value, no 1700, a new 1600.
+    resumed_shard(run, checkpoint, [("train/episode_return", 1500, 8.0), ("train/episode_return", 1600, 10.0)])
+    assert (run / store_mod.SHARD_SUPERSEDED).exists()
+    # Only what changed is written: the two points after the checkpoint.
+    assert store_mod.ingest_run_dirs(store, [run]) == 2
+    assert store_points(store.path, "r1") == shard_points(run) == [
+        ("eval/return", 1000, 100.0), ("train/episode_return", 1000, 7.0),
+        ("train/episode_return", 1500, 8.0), ("train/episode_return", 1600, 10.0)]
+    assert not (run / store_mod.SHARD_SUPERSEDED).exists()  # applied, then removed
+    assert store_mod.ingest_run_dirs(store, [run]) == 0
+
+
+def test_cuts_recorded_while_the_store_was_not_ingesting_are_all_applied(tmp_path: Path) -> None:
+    """Two resumes between ingests (the store was busy, or the coordinator killed), the second cut
+    below the first; then a superseded record applied twice (an ingest killed after its commit)."""
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 1.0)])
+    at_1000 = (run / store_mod.SHARD_CURVES).stat().st_size
+    resumed_shard(run, at_1000, [("eval/return", 2000, 2.0), ("train/episode_return", 2500, 3.0)])
+    assert store_mod.ingest_run_dirs(store, [run]) == 3
+    at_2000 = at_1000 + len(json.dumps({"metric": "eval/return", "step": 2000, "value": 2.0})) + 1
+    resumed_shard(run, at_2000, [("train/episode_return", 2600, 4.0), ("eval/return", 3000, 5.0)])
+    resumed_shard(run, at_1000, [("eval/return", 2000, 20.0), ("train/episode_return", 2400, 6.0)])
+    marker = (run / store_mod.SHARD_SUPERSEDED).read_text()
+    assert len(marker.splitlines()) == 2
+    store_mod.ingest_run_dirs(store, [run])
+    expected = [("eval/return", 1000, 1.0), ("eval/return", 2000, 20.0), ("train/episode_return", 2400, 6.0)]
+    assert store_points(store.path, "r1") == shard_points(run) == expected
+    (run / store_mod.SHARD_SUPERSEDED).write_text(marker)
+    store_mod.ingest_run_dirs(store, [run])
+    assert store_points(store.path, "r1") == expected
+
+
+def test_a_run_the_store_has_no_record_of_is_replaced_whole(tmp_path: Path) -> None:
+    """A store written before the ``shards`` table (or by hand) with points the shard does not
+    hold: the first ingest makes it equal to the shard."""
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 1.0), ("eval/return", 2000, 2.0)])
+    with store.transaction() as con:
+        con.execute("INSERT INTO curves VALUES ('r1', 'eval/return', 1000, 9.0), ('r1', 'eval/return', 1500, 9.0)")
+    assert store_mod.ingest_run_dirs(store, [run]) == 2
+    assert store_points(store.path, "r1") == [("eval/return", 1000, 1.0), ("eval/return", 2000, 2.0)]
