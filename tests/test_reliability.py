@@ -43,7 +43,7 @@ from harness import executor
 from harness import manifest as manifest_mod
 from harness import store as store_mod
 from harness.errors import StoreBusy
-from tests.test_run import ROOT, harness, live_processes, query
+from tests.test_run import ROOT, assert_group_ends, harness, query
 
 Points = dict[tuple[str, str, int], float]  # (run_id, metric, step) -> value
 
@@ -72,10 +72,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     assert proc.poll() is None, "the run ended before the phase was reached"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
-    while live_processes(group=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not live_processes(group=proc.pid)
+    assert_group_ends(proc.pid, "a process outlived the kill")
 
 
 # ----------------------------------------------------------------------------------------------

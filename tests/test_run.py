@@ -93,10 +93,15 @@ def kill_coordinator(proc: subprocess.Popen[bytes]) -> None:
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
-    while live_processes(group=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not live_processes(group=proc.pid), "a worker outlived its coordinator"
+    assert_group_ends(proc.pid, "a worker outlived its coordinator")
+
+
+def assert_group_ends(group: int, message: str, within_s: float = 30.0) -> None:
+    """Every process of ``group`` is gone within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while live_processes(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live_processes(group), message
 
 
 def test_resume_after_sigkill_has_every_eval_step_exactly_once(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_run import ROOT, live_processes, write_manifest
+from tests.test_run import ROOT, assert_group_ends, write_manifest
 
 
 def start_and_wait_for_training(tmp_path: Path) -> subprocess.Popen[str]:
@@ -54,7 +54,4 @@ def test_a_signal_stops_every_process_within_seconds(tmp_path: Path, signals: li
     if len(signals) == 1:
         assert out.count("stopped.") == 1, out
         assert "Traceback" not in err, err
-    deadline = time.monotonic() + 10
-    while live_processes(group=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not live_processes(group=proc.pid), "a process outlived the stop"
+    assert_group_ends(proc.pid, "a process outlived the stop", within_s=10)
