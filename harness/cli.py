@@ -319,7 +319,7 @@ def status(
             "WITH score AS ("
             "  SELECT c.run_id, c.step, c.value, max(c.step) OVER (PARTITION BY c.run_id) AS last "
             "  FROM curves c JOIN runs r USING (run_id) JOIN tasks t ON t.task = r.task "
-            "  WHERE c.metric = 'eval/' || t.metric) "
+            "  WHERE c.metric = 'eval/' || t.metric AND c.psi = 'nominal') "
             f"SELECT {keys}, count(DISTINCT r.task) AS tasks, count(DISTINCT r.run_id) AS runs, "
             "  max(s.last) AS last_step, avg(s.value) FILTER (WHERE s.step = s.last) AS last_eval "
             "FROM runs r LEFT JOIN score s USING (run_id) GROUP BY ALL ORDER BY ALL"

@@ -73,9 +73,12 @@ class Shards:
                 f.truncate(kept)
             self.files.append(path.open("a"))
 
-    def write(self, run_index: int, metric: str, step: int, value: float) -> None:
+    def write(self, run_index: int, metric: str, step: int, value: float, psi: str | None = None) -> None:
+        """Append a point; ``psi`` names the evaluation ψ of a reward-conditioned manifest's point
+        (left out for the nominal ψ* and for every other run)."""
         if np.isfinite(value):
-            self.files[run_index].write(json.dumps({"metric": metric, "step": step, "value": float(value)}) + "\n")
+            point = {"metric": metric, "step": step, "value": float(value), **({"psi": psi} if psi else {})}
+            self.files[run_index].write(json.dumps(point) + "\n")
 
     def flush(self) -> list[int]:
         """Flush to disk; returns each file's length (the offsets a checkpoint records)."""
@@ -180,6 +183,17 @@ def record_evaluation(job: Job, shards: Shards, counters: Counters, returns: np.
     counters.last_eval = float(np.mean(returns))
     while counters.next_eval <= step:
         counters.next_eval += job.eval_every
+
+
+def record_psi_evaluation(job: Job, shards: Shards, step: int, psi: str, returns: np.ndarray,
+                          has: np.ndarray) -> None:
+    """Write each run's evaluation return under the named evaluation ψ ``psi`` (the mean over its
+    episodes; returns (S, T, episodes) scored with r_ψ), for the tasks that have that ψ (``has (T,)``)."""
+    n_seeds = len(job.seeds)
+    for t in range(len(job.tasks)):
+        if has[t]:
+            for s in range(n_seeds):
+                shards.write(t * n_seeds + s, "eval/return", step, float(np.mean(returns[s, t])), psi)
 
 
 def log_metrics(job: Job, shards: Shards, pending: list[dict[str, Any]], env_steps: int) -> None:

@@ -4,7 +4,7 @@ A manifest declares what to run::
 
     name: quickstart
     description: Two easy DMC tasks, SAC against the random agent.
-    variant: single                  # or multitask; 'reward_conditioned' is reserved
+    variant: single                  # or multitask, or reward_conditioned (with a psi: section)
     tasks: [dmc/cartpole-balance, {group: dmc-hard}]
     agents:
       sac: {hidden_dims: [64, 64]}   # label -> config overrides of the agent's dataclass
@@ -27,6 +27,27 @@ per named group when the manifest has ``groups`` instead of ``tasks``::
 
 Budgets count each task's environment steps. Multi-task runs are labelled ``<label>-mt``.
 
+With ``variant: reward_conditioned`` (tasks with a reward family, :mod:`harness.rewards`) each agent
+is trained conditioned on the reward parameters ψ: every sampled transition gets a ψ drawn from
+α·δ(ψ*) + (1 - α)·p_Ψ and its reward recomputed from the stored reward components, while acting
+uses the task's own ψ*. Every evaluation scores the policy under ψ* (``nominal``) and under each
+named ψ of ``psi.eval``. Agents listed in ``psi.unconditioned`` train on ψ* alone, as in a
+single-task (or, with ``groups``, multi-task) run, and are evaluated under the same ψ (the
+zero-shot comparison)::
+
+    variant: reward_conditioned
+    tasks: [dmc/walker-run, dmc/cheetah-run]
+    agents: {sac: {}, sac_nominal: {algo: sac}}
+    psi:
+      alpha: 0.5                     # share of ψ* among the drawn ψ (default 0.5)
+      distribution: family           # p_Ψ: family (each parameter's own draw) or uniform
+      unconditioned: [sac_nominal]
+      eval:                          # task -> name -> parameters (the others are ψ*'s)
+        dmc/walker-run: {speed2: {move_speed: 2}, speed4: {move_speed: 4}}
+        dmc/cheetah-run: {backwards: {direction: -1}}
+
+Reward-conditioned runs are labelled ``<label>-rc``.
+
 Every mistake is reported with the file, the key path and what was expected, as an
 :class:`~harness.errors.InputError` (exit 2).
 """
@@ -45,14 +66,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 import agents
-from harness import catalog, textfile
+from harness import catalog, rewards, textfile
 from harness.errors import InputError
 from harness.textfile import short_repr
 
-VARIANTS_PLANNED = ("reward_conditioned",)
-Variant = Literal["single", "multitask"]
+Variant = Literal["single", "multitask", "reward_conditioned"]
 MULTITASK_SUFFIX = "-mt"
 """Appended to the label of multi-task runs, so they never mix with single-task runs of the agent."""
+CONDITIONED_SUFFIX = "-rc"
+"""Appended to the label of reward-conditioned runs."""
+NOMINAL_PSI = "nominal"
+"""The evaluation ψ every reward-conditioned job has: each task's own ψ*."""
 
 
 MAX_BUDGET = 10**10
@@ -91,6 +115,20 @@ class EvalSchedule(BaseModel):
     """Deterministic-policy episodes per evaluation."""
 
 
+class PsiSection(BaseModel):
+    """The ``psi:`` section of a reward-conditioned manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+    alpha: Annotated[float, Strict(), Field(ge=0.0, le=1.0)] = 0.5
+    """Share of sampled transitions relabelled with ψ* itself."""
+    distribution: rewards.Distribution = "family"
+    """p_Ψ, the distribution of the other ψ (:data:`harness.rewards.Distribution`)."""
+    unconditioned: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME)]] = []
+    """Agent labels trained on ψ* only (evaluated under every ψ all the same)."""
+    eval: dict[str, dict[Name, dict[str, Any]]] = {}
+    """Task -> evaluation name -> ψ parameters (missing ones are ψ*'s)."""
+
+
 class Manifest(BaseModel):
     """A validated suite manifest (see the module docstring for the format)."""
 
@@ -109,12 +147,16 @@ class Manifest(BaseModel):
     eval: EvalSchedule
     log_every: Steps = 1000
     tag: Name | None = None
+    psi: PsiSection | None = None
 
     @model_validator(mode="after")
     def _budget_fits(self) -> Manifest:
-        if self.groups is not None and self.variant != "multitask":
+        if self.groups is not None and self.variant == "single":
             raise ValueError("groups names the jobs of a multi-task manifest; expected variant: multitask "
                              "(or tasks: [...] for single-task runs)")
+        if (self.psi is None) != (self.variant != "reward_conditioned"):
+            raise ValueError("psi: {...} goes with variant: reward_conditioned, and that variant needs it "
+                             "(psi: {} takes the defaults)")
         if (self.tasks is None) == (self.groups is None):
             raise ValueError("expected exactly one of tasks: [...] or groups: {name: [...]} (groups only with "
                              "variant: multitask)")
@@ -151,6 +193,31 @@ class AgentSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalPsi:
+    """One named evaluation ψ of one task."""
+
+    label: str
+    task: str
+    psi: tuple[tuple[str, float], ...]
+    """Every parameter of the task's family, in the family's order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PsiSettings:
+    """How a reward-conditioned manifest trains and evaluates (its validated ``psi:`` section)."""
+
+    alpha: float
+    distribution: rewards.Distribution
+    evaluations: tuple[EvalPsi, ...]
+    """The named evaluation ψ besides ``nominal``, in the manifest's order."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """``nominal``, then every other evaluation name once."""
+        return (NOMINAL_PSI, *dict.fromkeys(e.label for e in self.evaluations))
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One seed of one (task, agent) pair, alone or in a multi-task job: its record and a stable id."""
 
@@ -168,9 +235,10 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        """What reports group by: the agent label (``-mt`` appended for multi-task runs), with
-        ``@tag`` when the run is tagged."""
-        label = self.agent.label + (MULTITASK_SUFFIX if self.variant == "multitask" else "")
+        """What reports group by: the agent label (``-mt`` appended for multi-task runs, ``-rc`` for
+        reward-conditioned ones), with ``@tag`` when the run is tagged."""
+        suffix = {"multitask": MULTITASK_SUFFIX, "reward_conditioned": CONDITIONED_SUFFIX}.get(self.variant, "")
+        label = self.agent.label + suffix
         return f"{label}@{self.tag}" if self.tag else label
 
 
@@ -200,13 +268,16 @@ class Job:
     log_every: int
     """Agent updates between logged agent metrics."""
     variant: Variant
-    """``single`` or ``multitask``."""
+    """``single``, ``multitask`` or ``reward_conditioned`` (an agent conditioned on ψ)."""
     name: str
     """What progress lines call it: the task of a single-task job, the manifest group of a multi-task one."""
     runs: tuple[RunSpec, ...]
     """One run per (task, seed), task-major."""
     context: tuple[tuple[str, float], ...] = ()
     """Named conditioning values the agent is given (empty for single-task and multi-task jobs)."""
+    psi: PsiSettings | None = None
+    """The ψ settings of a job in a reward-conditioned manifest (its conditioned agents' and its
+    unconditioned baselines', which are evaluated under the same ψ); None otherwise."""
 
     @property
     def first(self) -> RunSpec:
@@ -275,10 +346,6 @@ def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
 
 def validate(raw: dict[str, Any], path: Path) -> Plan:
     """Validate a raw manifest mapping and expand it (see :func:`load`)."""
-    variant = raw.get("variant")
-    if variant in VARIANTS_PLANNED:
-        raise InputError(f"{path}: variant: {variant!r} is planned but not supported yet; "
-                         "expected 'single' or 'multitask'")
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -292,7 +359,45 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
     specs = tuple(_agent_spec(label, entry, path) for label, entry in manifest.agents.items())
     for spec in specs:
         _check_learns(spec, manifest.budget, path)
-    return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs))
+    psi = None if manifest.psi is None else _psi_settings(manifest, task_sets, path)
+    return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs, psi))
+
+
+def _psi_settings(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]], path: Path) -> PsiSettings:
+    """The validated ``psi:`` section: every task has a reward family, every evaluation ψ names a task
+    of the manifest and parameters of its family within their ranges."""
+    section = manifest.psi
+    assert section is not None
+    for name, tasks in task_sets.items():
+        where = "tasks" if manifest.groups is None else f"groups.{name}"
+        for task in tasks:
+            if task.name not in rewards.BY_TASK:
+                raise InputError(f"{path}: {where}: {task.name} has no reward family, which variant: "
+                                 f"reward_conditioned needs; tasks with one: {', '.join(sorted(rewards.BY_TASK))}")
+    for label in section.unconditioned:
+        if label not in manifest.agents:
+            raise InputError(f"{path}: psi.unconditioned: {short_repr(label)} is not an agent of the manifest; "
+                             f"agents: {', '.join(manifest.agents)}")
+    names = {t.name for tasks in task_sets.values() for t in tasks}
+    evaluations = []
+    for ref, entries in section.eval.items():
+        try:
+            name = catalog.resolve(ref).name
+        except InputError as exc:
+            raise InputError(f"{path}: psi.eval.{ref}: {exc}") from None
+        if name not in names:
+            raise InputError(f"{path}: psi.eval.{ref}: not a task of the manifest; tasks: {', '.join(sorted(names))}")
+        for label, values in entries.items():
+            where = f"psi.eval.{ref}.{label}"
+            if label == NOMINAL_PSI:
+                raise InputError(f"{path}: {where}: {NOMINAL_PSI!r} is every task's own ψ*; expected another name")
+            try:
+                psi = rewards.check_psi(name, values, where)
+            except InputError as exc:
+                raise InputError(f"{path}: {exc}") from None
+            order = [p.name for p in rewards.family(name).params]
+            evaluations.append(EvalPsi(label, name, tuple((k, psi[k]) for k in order)))
+    return PsiSettings(float(section.alpha), section.distribution, tuple(evaluations))
 
 
 MAX_LISTED_PROBLEMS = 10
@@ -341,7 +446,8 @@ def _task_sets(manifest: Manifest, path: Path) -> dict[str, tuple[catalog.Task, 
     else:
         sets = {name: _resolve_tasks(refs, path, f"groups.{name}") for name, refs in manifest.groups.items()}
     for name, tasks in sets.items():
-        if manifest.variant == "multitask" and len({t.action_repeat for t in tasks}) > 1:
+        together = manifest.variant == "multitask" or manifest.groups is not None
+        if together and len({t.action_repeat for t in tasks}) > 1:
             where = "tasks" if manifest.groups is None else f"groups.{name}"
             found = ", ".join(f"{t.name} ({t.action_repeat})" for t in tasks)
             raise InputError(f"{path}: {where}: tasks stepped together must share one action repeat; "
@@ -431,10 +537,11 @@ def _type_name(tp: Any) -> str:
 
 
 def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
-            specs: Sequence[AgentSpec]) -> tuple[Job, ...]:
-    """Single-task: a job per (task, agent); multi-task: a job per (task set, agent)."""
+            specs: Sequence[AgentSpec], psi: PsiSettings | None) -> tuple[Job, ...]:
+    """Single-task: a job per (task, agent); multi-task: a job per (task set, agent); reward-conditioned:
+    like single-task with ``tasks``, like multi-task with ``groups``."""
     units: list[tuple[str, tuple[catalog.Task, ...]]]
-    if manifest.variant == "single":
+    if manifest.tasks is not None:
         (tasks,) = task_sets.values()
         units = [(task.name, (task,)) for task in tasks]
     else:
@@ -443,9 +550,10 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
     for name, tasks in units:
         names = tuple(t.name for t in tasks)
         for spec in specs:
+            variant = _run_variant(manifest, spec)
             runs = tuple(
                 RunSpec(
-                    run_id=run_id(task, spec, seed, manifest, names),
+                    run_id=run_id(task, spec, seed, manifest, names, variant),
                     suite=manifest.name,
                     task=task,
                     agent=spec,
@@ -455,7 +563,7 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
                     eval_episodes=manifest.eval.episodes,
                     log_every=manifest.log_every,
                     tag=manifest.tag,
-                    variant=manifest.variant,
+                    variant=variant,
                 )
                 for task in names
                 for seed in manifest.seed_list
@@ -463,14 +571,24 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
             jobs.append(Job(
                 job_id=_hash([r.run_id for r in runs]), agent=spec, seeds=tuple(manifest.seed_list), tasks=names,
                 budget=manifest.budget, eval_every=manifest.eval.every, eval_episodes=manifest.eval.episodes,
-                log_every=manifest.log_every, variant=manifest.variant, name=name, runs=runs,
+                log_every=manifest.log_every, variant=variant, name=name, runs=runs, psi=psi,
             ))
     return tuple(jobs)
 
 
-def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest, job_tasks: Sequence[str]) -> str:
+def _run_variant(manifest: Manifest, spec: AgentSpec) -> Variant:
+    """The variant of an agent's runs: the manifest's, except for the unconditioned baselines of a
+    reward-conditioned manifest (single-task, or multi-task with ``groups``)."""
+    if manifest.psi is None or spec.label not in manifest.psi.unconditioned:
+        return manifest.variant
+    return "single" if manifest.groups is None else "multitask"
+
+
+def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest, job_tasks: Sequence[str],
+           variant: Variant | None = None) -> str:
     """A stable id: the hash of everything that defines the run's outcome (not the suite name); a
-    multi-task run's also hashes the tasks it was trained with."""
+    multi-task run's also hashes the tasks it was trained with, and a run of a reward-conditioned
+    manifest its ``psi`` section."""
     fields: dict[str, Any] = {
         "task": task,
         "label": spec.label,
@@ -479,11 +597,13 @@ def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest, job_tasks:
         "seed": seed,
         "budget": manifest.budget,
         "eval": manifest.eval.model_dump(),
-        "variant": manifest.variant,
+        "variant": variant or manifest.variant,
         "tag": manifest.tag,
     }
-    if manifest.variant == "multitask":
+    if (variant or manifest.variant) == "multitask" or manifest.groups is not None:
         fields["job_tasks"] = list(job_tasks)
+    if manifest.psi is not None:
+        fields["psi"] = manifest.psi.model_dump()
     return _hash(fields)
 
 

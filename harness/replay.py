@@ -15,7 +15,7 @@ discount is 0 where the episode terminated (not where a time limit truncated it)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -69,19 +69,34 @@ def positions_needed(replay_capacity: int, num_envs: int, budget: int, steps_per
     return max(1, min(replay_capacity // num_envs, -(-budget // steps_per_iteration)))
 
 
-def nbytes(seeds: int, columns: int, capacity: int, obs_dim: int, act_dim: int) -> int:
-    """Bytes of a :class:`Replay` of these sizes."""
-    return seeds * columns * capacity * (4 * (2 * obs_dim + act_dim + 1) + 2)
+def nbytes(seeds: int, columns: int, capacity: int, obs_dim: int, act_dim: int, components: int = 0) -> int:
+    """Bytes of a :class:`Replay` of these sizes (``components``: reward components stored per
+    transition, sub-steps times components)."""
+    return seeds * columns * capacity * (4 * (2 * obs_dim + act_dim + 1 + components) + 2)
+
+
+class Relabeller(Protocol):
+    """What a reward-conditioned job's sampling needs (:class:`harness.conditioning.Conditioning`)."""
+
+    def draw(self, rng: np.random.Generator, task: np.ndarray) -> tuple[Any, np.ndarray]:
+        """ψ for sampled transitions of tasks ``task (*P)``: (ψ, the agent's input for it (*P, width))."""
+        ...
+
+    def reward(self, psi: Any, task: np.ndarray, components: np.ndarray) -> np.ndarray:
+        """r_ψ (*P) of one step of the transitions from its reward components (*P, repeat, components)."""
+        ...
 
 
 class Replay:
     """Host ring buffers of S seeds x N env columns, arrays (S, N, C, ...), C positions per column.
 
     ``column_task (N,)`` gives each column's task index (all 0 in a single-task job); sampled
-    batches carry it as ``task_id``.
+    batches carry it as ``task_id``. With ``components`` (sub-steps, components), every transition
+    also keeps its reward components, from which a :class:`Relabeller` recomputes rewards.
     """
 
-    def __init__(self, seeds: int, column_task: np.ndarray, capacity: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, seeds: int, column_task: np.ndarray, capacity: int, obs_dim: int, act_dim: int,
+                 components: tuple[int, int] | None = None) -> None:
         columns = len(column_task)
         cap = max(1, capacity)
         self.column_task = np.asarray(column_task, np.int32)  # (N,)
@@ -91,6 +106,10 @@ class Replay:
         self.next_obs = np.zeros((seeds, columns, cap, obs_dim), np.float32)
         self.terminated = np.zeros((seeds, columns, cap), bool)
         self.ended = np.zeros((seeds, columns, cap), bool)
+        self.fields: tuple[str, ...] = ARRAYS
+        if components is not None:  # (S, N, C, repeat, components)
+            self.components = np.zeros((seeds, columns, cap, *components), np.float32)
+            self.fields = (*ARRAYS, "components")
         self.ptr = 0
         self.size = 0
 
@@ -99,17 +118,24 @@ class Replay:
         return self.obs.shape[2]
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, ended: np.ndarray) -> None:
-        """Add one transition per (seed, column): obs (S, N, obs), reward (S, N), ..."""
+            terminated: np.ndarray, ended: np.ndarray, components: np.ndarray | None = None) -> None:
+        """Add one transition per (seed, column): obs (S, N, obs), reward (S, N), ..., components
+        (S, N, repeat, components) for a replay that keeps them."""
         p = self.ptr
+        if components is not None:
+            self.components[:, :, p] = components
         self.obs[:, :, p], self.action[:, :, p], self.reward[:, :, p] = obs, action, reward
         self.next_obs[:, :, p], self.terminated[:, :, p], self.ended[:, :, p] = next_obs, terminated, ended
         self.ptr = (p + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, rng: np.random.Generator, count: int, batch: int, n_step: int,
-               gamma: float) -> dict[str, np.ndarray]:
-        """``count`` minibatches of ``batch`` n-step transitions per seed: arrays (S, count, batch, ...)."""
+    def sample(self, rng: np.random.Generator, count: int, batch: int, n_step: int, gamma: float,
+               relabel: Relabeller | None = None) -> dict[str, np.ndarray]:
+        """``count`` minibatches of ``batch`` n-step transitions per seed: arrays (S, count, batch, ...).
+
+        With ``relabel`` every transition gets a ψ drawn for it: each of its n steps' rewards is r_ψ
+        of the stored components (before the discounted sum), and ψ's input is appended to ``obs``
+        and ``next_obs`` (obs grows by its width)."""
         seeds, columns, cap = self.reward.shape
         if usable(self.size, n_step) < 1:
             raise RuntimeError("replay holds too few transitions to sample")
@@ -118,17 +144,30 @@ class Replay:
         e = rng.integers(0, columns, shape)  # (S, count, B)
         base = positions(self.ptr, self.size, rng.integers(0, usable(self.size, n_step), shape), cap)
 
-        def take(name: str, pos: np.ndarray) -> np.ndarray:
+        task = self.column_task[e]  # (S, count, B)
+        if relabel is None:
+            def take(name: str, pos: np.ndarray) -> np.ndarray:
+                return getattr(self, name)[s, e, pos]
+
+            return {**nstep(np, take, base, cap, n_step, gamma), "task_id": task}
+        psi, psi_input = relabel.draw(rng, task)  # psi_input (S, count, B, width)
+
+        def take_relabelled(name: str, pos: np.ndarray) -> np.ndarray:
+            if name == "reward":
+                return relabel.reward(psi, task, self.components[s, e, pos])
             return getattr(self, name)[s, e, pos]
 
-        return {**nstep(np, take, base, cap, n_step, gamma), "task_id": self.column_task[e]}
+        out = nstep(np, take_relabelled, base, cap, n_step, gamma)
+        for key in ("obs", "next_obs"):
+            out[key] = np.concatenate([out[key], psi_input.astype(np.float32)], axis=-1)
+        return {**out, "task_id": task}
 
     def state(self) -> dict[str, Any]:
         """The filled part of the buffers, for a checkpoint."""
-        return {"arrays": {k: getattr(self, k)[:, :, : self.size] for k in ARRAYS},
+        return {"arrays": {k: getattr(self, k)[:, :, : self.size] for k in self.fields},
                 "ptr": self.ptr, "size": self.size}
 
     def restore(self, saved: dict[str, Any]) -> None:
-        for k in ARRAYS:
+        for k in self.fields:
             getattr(self, k)[:, :, : saved["size"]] = saved["arrays"][k]
         self.ptr, self.size = saved["ptr"], saved["size"]

@@ -254,7 +254,13 @@ SCALE_RANGE = (0.25, 4.0)
 """The factors a "scale" parameter's ψ* is multiplied by under p_Ψ (log-uniform)."""
 
 
-def draw_psi(xp: Any, fam: Family, nominal: Mapping[str, float], alpha: float, u: Any) -> dict[str, Any]:
+Distribution = Literal["family", "uniform"]
+"""p_Ψ: each parameter drawn as its :attr:`Param.draw` says (``family``), or every parameter uniformly
+over its range (``uniform``; a sign parameter still takes ±|ψ*|)."""
+
+
+def draw_psi(xp: Any, fam: Family, nominal: Mapping[str, float], alpha: float, u: Any,
+             distribution: Distribution = "family") -> dict[str, Any]:
     """ψ drawn from α·δ(ψ*) + (1 - α)·p_Ψ for each row of ``u``: uniforms in [0, 1) of shape
     (..., 1 + parameters), the first choosing ψ* (below α), the others drawing each parameter."""
     keep = u[..., 0] < alpha  # (...,)
@@ -262,9 +268,10 @@ def draw_psi(xp: Any, fam: Family, nominal: Mapping[str, float], alpha: float, u
     out = {}
     for i, p in enumerate(fam.params, start=1):
         star, v = nominal[p.name], u[..., i]
-        if p.draw == "scale":
+        how = "uniform" if distribution == "uniform" and p.draw != "sign" else p.draw
+        if how == "scale":
             drawn = xp.clip(star * xp.exp(low + (high - low) * v), p.low, p.high)
-        elif p.draw == "uniform":
+        elif how == "uniform":
             drawn = p.low + (p.high - p.low) * v
         else:
             drawn = xp.where(v < 0.5, -abs(star), abs(star))
@@ -280,10 +287,12 @@ def normalise(xp: Any, fam: Family, psi: Arrays) -> Any:
 
 def relabel(xp: Any, fam: Family, psi: Arrays, components: Any) -> Any:
     """r_ψ of stored transitions, summed over their action-repeat sub-steps. components: (..., repeat,
-    components) in the family's order; psi: {parameter: (...,) or a number} -> (...,)."""
+    components) in the family's order, NaN for sub-steps that did not happen (after a termination),
+    which count 0; psi: {parameter: (...,) or a number} -> (...,)."""
     named = {name: components[..., k] for k, name in enumerate(fam.components)}  # (..., repeat) each
     per_step = fam.reward(xp, {k: xp.asarray(v)[..., None] for k, v in psi.items()}, named)
-    return xp.sum(per_step, axis=-1)
+    happened = ~xp.isnan(components[..., 0])  # (..., repeat)
+    return xp.sum(xp.where(happened, per_step, 0.0), axis=-1)
 
 
 def family(task: str) -> Family:

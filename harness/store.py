@@ -11,8 +11,11 @@ Tables (keys make duplicates impossible):
 - ``tasks``       the catalog and its normalisation, refreshed on every write.
 - ``submissions`` one row per submitted result set, with provenance.
 - ``runs``        one row per (agent label, task, seed) run, ours or submitted.
-- ``curves``      ``(run_id, metric, step) -> value``: evaluation returns, training returns,
+- ``curves``      ``(run_id, metric, step, psi) -> value``: evaluation returns, training returns,
                   the agent's losses, system throughput, all under their own metric names.
+                  ``psi`` names the reward parameterisation an evaluation was scored with:
+                  ``nominal`` (the task's own reward) for every point but the named evaluation ψ
+                  of a reward-conditioned manifest (:mod:`harness.conditioning`).
 - ``shards``      ``run_id -> ingested_bytes``: how much of each of our runs' curve shards the
                   store holds (see :func:`ingest_run_dirs`).
 """
@@ -36,9 +39,11 @@ from harness import catalog
 from harness.errors import InputError, StorageError, StoreBusy
 from harness.textfile import short_repr
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 RUN_STATUSES = ("pending", "running", "finished", "failed")
 RUN_VARIANTS = ("single", "multitask", "reward_conditioned")
+NOMINAL_PSI = "nominal"
+"""The ``psi`` of every curve point scored with the task's own reward."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,7 +101,8 @@ CREATE TABLE IF NOT EXISTS curves (
     metric VARCHAR NOT NULL,
     step BIGINT NOT NULL,
     value DOUBLE NOT NULL,
-    PRIMARY KEY (run_id, metric, step)
+    psi VARCHAR NOT NULL DEFAULT 'nominal',
+    PRIMARY KEY (run_id, metric, step, psi)
 );
 CREATE TABLE IF NOT EXISTS shards (
     run_id VARCHAR PRIMARY KEY,
@@ -116,6 +122,13 @@ _MIGRATIONS = {
     "1": [  # 2: multi-task runs record their variant and the job they were trained in
         "ALTER TABLE runs ADD COLUMN variant VARCHAR DEFAULT 'single'",
         "ALTER TABLE runs ADD COLUMN job_id VARCHAR",
+    ],
+    "2": [  # 3: curve points record the reward parameterisation ψ they were scored with (a key column)
+        "CREATE TABLE curves_v3 (run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, step BIGINT NOT NULL, "
+        "value DOUBLE NOT NULL, psi VARCHAR NOT NULL DEFAULT 'nominal', PRIMARY KEY (run_id, metric, step, psi))",
+        "INSERT INTO curves_v3 SELECT run_id, metric, step, value, 'nominal' FROM curves",
+        "DROP TABLE curves",
+        "ALTER TABLE curves_v3 RENAME TO curves",
     ],
 }
 
@@ -279,7 +292,7 @@ def upsert_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
 
 
 def insert_points(con: duckdb.DuckDBPyConnection, points: pd.DataFrame) -> int:
-    """Insert curve points ``(run_id, metric, step, value)``; existing keys are left as they are.
+    """Insert curve points ``(run_id, metric, step, value)`` (ψ nominal); existing keys are left as they are.
 
     Returns the number of new points. Ingesting the same points twice changes nothing.
     """
@@ -290,8 +303,8 @@ def insert_points(con: duckdb.DuckDBPyConnection, points: pd.DataFrame) -> int:
     con.register("_new_points", frame)
     try:
         con.execute(
-            "INSERT INTO curves SELECT run_id, metric, CAST(step AS BIGINT), CAST(value AS DOUBLE) "
-            "FROM _new_points ON CONFLICT DO NOTHING"
+            "INSERT INTO curves (run_id, metric, step, value) SELECT run_id, metric, CAST(step AS BIGINT), "
+            "CAST(value AS DOUBLE) FROM _new_points ON CONFLICT DO NOTHING"
         )
     finally:
         con.unregister("_new_points")
@@ -324,9 +337,9 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_points(run_dir: Path, start: int = 0) -> tuple[pd.DataFrame, int]:
-    """The points ``metric, step, value`` of a run's curve shard from byte ``start`` on, and the byte
-    offset after the last of them. A line cut short by a killed writer (no trailing newline) is left
-    out; the worker rewrites it."""
+    """The points ``metric, step, value, psi`` of a run's curve shard from byte ``start`` on, and the
+    byte offset after the last of them (a line without ``psi`` is ``nominal``). A line cut short by a
+    killed writer (no trailing newline) is left out; the worker rewrites it."""
     path = run_dir / SHARD_CURVES
     data = b""
     if path.exists():
@@ -337,7 +350,8 @@ def read_points(run_dir: Path, start: int = 0) -> tuple[pd.DataFrame, int]:
     for index, line in enumerate(data.splitlines()):
         try:
             point = json.loads(line)
-            rows.append((point["metric"], int(point["step"]), float(point["value"])))
+            psi = str(point.get("psi", NOMINAL_PSI))
+            rows.append((point["metric"], int(point["step"]), float(point["value"]), psi))
         except (ValueError, TypeError, KeyError):
             with path.open("rb") as f:
                 number = f.read(start).count(b"\n") + index + 1
@@ -345,7 +359,7 @@ def read_points(run_dir: Path, start: int = 0) -> tuple[pd.DataFrame, int]:
                 f"{path} line {number}: not a curve point {short_repr(line.decode(errors='replace'))}; expected "
                 '{"metric": ..., "step": ..., "value": ...}. Delete that line, or move the folder '
                 f"{run_dir} aside to train the run again, and run the same command again") from None
-    frame = pd.DataFrame(rows, columns=["metric", "step", "value"]).astype({"step": "int64", "value": "float64"})
+    frame = pd.DataFrame(rows, columns=["metric", "step", "value", "psi"]).astype({"step": "int64", "value": "float64"})
     return frame, start + len(data)
 
 
@@ -361,20 +375,21 @@ def record_superseded(run_dir: Path, kept: int) -> None:
     with path.open("r+b") as f:
         f.truncate(len(_complete_lines(f.read())))  # a record cut short by a kill is dropped
         f.seek(0, os.SEEK_END)
-        keys = [[m, int(s)] for m, s in zip(cut.metric, cut.step, strict=True)]
+        keys = [[m, int(s)] + ([p] if p != NOMINAL_PSI else []) for m, s, p in zip(cut.metric, cut.step, cut.psi,
+                                                                                     strict=True)]
         f.write((json.dumps({"kept": kept, "cut": keys}) + "\n").encode())
         f.flush()
         os.fsync(f.fileno())
 
 
 def _read_superseded(run_dir: Path) -> tuple[list[int], pd.DataFrame, int]:
-    """The superseded records of a run folder: each cut's kept length, the cut keys ``metric, step``
-    and the bytes read."""
+    """The superseded records of a run folder: each cut's kept length, the cut keys ``metric, step,
+    psi`` and the bytes read (a key ``[metric, step]`` is nominal, ``[metric, step, psi]`` another ψ's)."""
     path = run_dir / SHARD_SUPERSEDED
     data = _complete_lines(path.read_bytes()) if path.exists() else b""
     records = [json.loads(line) for line in data.splitlines()]
-    keys = [(m, int(s)) for r in records for m, s in r["cut"]]
-    return [int(r["kept"]) for r in records], pd.DataFrame(keys, columns=["metric", "step"]), len(data)
+    keys = [(key[0], int(key[1]), key[2] if len(key) > 2 else NOMINAL_PSI) for r in records for key in r["cut"]]
+    return [int(r["kept"]) for r in records], pd.DataFrame(keys, columns=["metric", "step", "psi"]), len(data)
 
 
 def _complete_lines(data: bytes) -> bytes:
@@ -429,14 +444,14 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
             size = (d / SHARD_CURVES).stat().st_size if (d / SHARD_CURVES).exists() else 0
             whole = run_id not in ingested or size < start
             points, end = read_points(d, 0 if whole else start)
-            points = points.drop_duplicates(["metric", "step"], keep="last").assign(run_id=run_id)
+            points = points.drop_duplicates(["metric", "step", "psi"], keep="last").assign(run_id=run_id)
             if whole:
                 con.execute("DELETE FROM curves WHERE run_id = ?", [run_id])
             else:
-                _delete_keys(con, pd.concat([cut.assign(run_id=run_id), points[["run_id", "metric", "step"]]]))
+                _delete_keys(con, pd.concat([cut.assign(run_id=run_id), points[["run_id", "metric", "step", "psi"]]]))
             if not points.empty:  # their keys are free now
-                con.register("_points", points[["run_id", "metric", "step", "value"]])
-                con.execute("INSERT INTO curves SELECT * FROM _points")
+                con.register("_points", points[["run_id", "metric", "step", "value", "psi"]])
+                con.execute("INSERT INTO curves (run_id, metric, step, value, psi) SELECT * FROM _points")
                 con.unregister("_points")
             written += len(points)
             con.execute("INSERT INTO shards VALUES (?, ?) ON CONFLICT (run_id) DO UPDATE SET "
@@ -450,13 +465,13 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
 
 
 def _delete_keys(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> None:
-    """Delete the curve points of ``keys`` (``run_id, metric, step``)."""
+    """Delete the curve points of ``keys`` (``run_id, metric, step, psi``)."""
     if keys.empty:
         return
-    con.register("_keys", keys[["run_id", "metric", "step"]])
+    con.register("_keys", keys[["run_id", "metric", "step", "psi"]])
     try:
         con.execute("DELETE FROM curves USING _keys k WHERE curves.run_id = k.run_id AND curves.metric = k.metric "
-                    "AND curves.step = k.step")
+                    "AND curves.step = k.step AND curves.psi = k.psi")
     finally:
         con.unregister("_keys")
 
@@ -476,16 +491,21 @@ def load_scores(
     labels: Sequence[str] | None = None,
     tasks: Sequence[str] | None = None,
     statuses: Sequence[str] = ("finished", "running"),
+    psi: Sequence[str] | None = (NOMINAL_PSI,),
 ) -> pd.DataFrame:
     """Evaluation scores of the selected runs, normalised with the task catalog.
 
     Returns a long frame with one row per evaluation point and the columns
-    ``run_id, label, source, submission_id, variant, task, seed, step, raw, score`` where ``raw`` is the
-    task's metric as recorded (return or success rate) and ``score`` its normalised value
-    (see :meth:`harness.catalog.Task.normalise`). Failed runs are left out unless asked for.
+    ``run_id, label, source, submission_id, variant, task, seed, step, raw, score, psi`` where ``raw`` is
+    the task's metric as recorded (return or success rate) and ``score`` its normalised value
+    (see :meth:`harness.catalog.Task.normalise`), under the reward parameterisations ``psi`` (the
+    task's own, ``nominal``, unless asked; None: every one). Failed runs are left out unless asked for.
     """
     where = ["r.status IN (SELECT unnest(?))", "c.metric = 'eval/' || t.metric"]
     params: list[Any] = [list(statuses)]
+    if psi is not None:
+        where.append("c.psi IN (SELECT unnest(?))")
+        params.append(list(psi))
     if labels is not None:
         where.append("r.label IN (SELECT unnest(?))")
         params.append(list(labels))
@@ -494,9 +514,9 @@ def load_scores(
         params.append(list(tasks))
     frame = con.execute(
         "SELECT r.run_id, r.label, r.source, r.submission_id, r.variant, r.task, r.seed, c.step, c.value AS raw, "
-        "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score "
+        "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score, c.psi "
         "FROM runs r JOIN curves c USING (run_id) JOIN tasks t ON t.task = r.task "
-        f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, c.step",
+        f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, c.psi, c.step",
         params,
     ).df()
     return frame
@@ -508,7 +528,7 @@ def load_curves(
     run_ids: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Raw curve points ``run_id, metric, step, value`` (any metric), optionally filtered."""
+    """Raw curve points ``run_id, metric, step, value, psi`` (any metric), optionally filtered."""
     where = ["TRUE"]
     params: list[Any] = []
     if run_ids is not None:
@@ -518,5 +538,5 @@ def load_curves(
         where.append("metric IN (SELECT unnest(?))")
         params.append(list(metrics))
     return con.execute(
-        f"SELECT * FROM curves WHERE {' AND '.join(where)} ORDER BY run_id, metric, step", params
+        f"SELECT * FROM curves WHERE {' AND '.join(where)} ORDER BY run_id, metric, psi, step", params
     ).df()

@@ -11,6 +11,11 @@ reaches the agent as its ``task_id``. The simulators of a multi-task job step in
 The update is dispatched before the environments step, so that XLA computes it while the
 simulators run; it samples the replay as it was before this step's transitions.
 
+A job of a reward-conditioned manifest (:mod:`harness.conditioning`) steps envs that measure reward
+components; a conditioned agent's replay keeps them, its observations carry ψ (ψ* when acting, a
+ψ drawn per sampled transition when learning, with the rewards recomputed), and every evaluation
+also scores the policy under each named evaluation ψ (:func:`evaluate_psi`).
+
 Resuming is exact: a checkpoint holds the agent states, keys, replay, generator, the pending
 agent metrics, the episode keys and rewards, and every env's episode seed and actions so far, from
 which the env replays its current episode (:meth:`harness.envs.vector.VecEnv.restore`); a resumed
@@ -32,7 +37,8 @@ import numpy as np
 import agents
 from agents.base import AgentConfig
 from harness import catalog, envs
-from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate, padded_sizes
+from harness.conditioning import Conditioning
+from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate_scored, padded_sizes
 from harness.lifecycle import (
     Counters,
     JobFiles,
@@ -44,8 +50,9 @@ from harness.lifecycle import (
     log_episodes,
     log_metrics,
     record_evaluation,
+    record_psi_evaluation,
 )
-from harness.manifest import Job
+from harness.manifest import NOMINAL_PSI, Job
 from harness.replay import Replay, nbytes, positions_needed
 from harness.vmapped import make_learner, make_observer, make_policy
 
@@ -71,24 +78,27 @@ def train(job: Job, results: Path, progress: ProgressFn | None = None, step_work
     # S x N training envs and S x T evaluation envs, seed-major; seeds differ per env and from evaluation's.
     train_specs = [(tasks[c // n_envs], env_seed(seed, c, 0)) for seed in job.seeds for c in range(columns)]
     eval_specs = [(task, eval_env_seed(seed, t)) for seed in job.seeds for t, task in enumerate(tasks)]
-    vec, eval_vec = _vector(train_specs, n_tasks > 1, workers), _vector(eval_specs, n_tasks > 1, workers)
+    conditioning = Conditioning.of(job)
+    measured = 0 if conditioning is None else conditioning.components
+    vec = _vector(train_specs, n_tasks > 1, workers, measured if conditioning and conditioning.conditioned else 0)
+    eval_vec = _vector(eval_specs, n_tasks > 1, workers, measured)
     try:
         files.start(_device())
-        _loop(job, files, tasks, agent, cfg, column_task, vec, eval_vec, progress)
+        _loop(job, files, tasks, agent, cfg, column_task, vec, eval_vec, progress, conditioning)
     finally:
         files.shards.close()
         vec.close()
         eval_vec.close()
 
 
-def _vector(specs: list[tuple[catalog.Task, int]], pad: bool, workers: int) -> Vector:
+def _vector(specs: list[tuple[catalog.Task, int]], pad: bool, workers: int, components: int = 0) -> Vector:
     """The envs of ``specs``, padded to their largest sizes when ``pad``, in ``workers`` processes
-    when more than one."""
+    when more than one; measuring reward components (padded to ``components``) when that is not 0."""
     if workers > 1:
         sizes = _sizes({task for task, _ in specs})
-        return ParallelVecEnv([(task.name, seed) for task, seed in specs], sizes, workers)
-    made = [envs.make(task, seed) for task, seed in specs]
-    return VecEnv(made, padded_sizes(made) if pad else None)
+        return ParallelVecEnv([(task.name, seed) for task, seed in specs], sizes, workers, components)
+    made = [envs.make(task, seed, components > 0) for task, seed in specs]
+    return VecEnv(made, padded_sizes(made) if pad else None, components)
 
 
 def _sizes(tasks: set[catalog.Task]) -> tuple[int, int]:
@@ -107,19 +117,28 @@ def _device() -> str:
 
 
 def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Agent[Any, Any], cfg: AgentConfig,
-          column_task: np.ndarray, vec: Vector, eval_vec: Vector, progress: ProgressFn | None) -> None:
+          column_task: np.ndarray, vec: Vector, eval_vec: Vector, progress: ProgressFn | None,
+          conditioning: Conditioning | None) -> None:
     n_seeds, n_tasks, columns = len(job.seeds), len(tasks), len(column_task)
     n_envs = columns // n_tasks
     obs_dim, act_dim = vec.observation_size, vec.action_size
+    relabel = conditioning if conditioning is not None and conditioning.conditioned else None
+    width = 0 if relabel is None else relabel.width
+    # (repeat, components) of each stored transition, for a conditioned agent's relabelling
+    stored = None if relabel is None else (relabel.repeat, relabel.components)
+    if relabel is not None:  # ψ* of every training env column, appended to what the policy acts on
+        nominal = [relabel.nominal(t) for t in range(n_tasks)]
+        acting_psi = np.tile(relabel.inputs(nominal, column_task), (n_seeds, 1))  # (S * N, width)
     init = jax.jit(jax.vmap(partial(agent.init, cfg), in_axes=(0, None, None, None)), static_argnums=(1, 2, 3))
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(job.seeds))  # (S, 2)
     pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
     keys, init_keys = pairs[:, 0], pairs[:, 1]
-    state = init(init_keys, obs_dim, act_dim, n_tasks)
+    state = init(init_keys, obs_dim + width, act_dim, n_tasks)
     steps_per_iter = n_envs * tasks[0].action_repeat
     capacity = positions_needed(cfg.replay_capacity, n_envs, job.budget, steps_per_iter)
-    _check_memory(nbytes(n_seeds, columns, capacity, obs_dim, act_dim), cfg.replay_capacity, job)
-    replay = Replay(n_seeds, column_task, capacity, obs_dim, act_dim)
+    _check_memory(nbytes(n_seeds, columns, capacity, obs_dim, act_dim, int(np.prod(stored or 0))),
+                  cfg.replay_capacity, job)
+    replay = Replay(n_seeds, column_task, capacity, obs_dim, act_dim, stored)
     rng = np.random.default_rng(list(job.seeds))
     counters = Counters(next_eval=job.eval_every)
     seeds = list(job.seeds)
@@ -154,22 +173,28 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     reported = clock
     seed_tasks = (n_seeds, n_tasks, n_envs)
     learns = cfg.updates_per_step > 0  # else nothing is stored: the replay would never be sampled
+
+    def per_column(x: np.ndarray) -> np.ndarray:  # (S * N, ...) -> (S, N, ...)
+        return x.reshape((n_seeds, columns, *x.shape[1:]))
+
     while counters.env_steps < job.budget:
         if agent.uniform_actions or counters.env_steps < cfg.warmup_steps:
             action = rng.uniform(-1.0, 1.0, (n_seeds * columns, act_dim)).astype(np.float32)
         else:
-            actions, keys = explore(state, obs.reshape(n_seeds, columns, obs_dim), keys, ep_keys, task_ids)
+            acting = obs if relabel is None else relabel.condition(obs, acting_psi)  # (S * N, obs + width)
+            actions, keys = explore(state, acting.reshape(n_seeds, columns, -1), keys, ep_keys, task_ids)
             action = np.asarray(actions).reshape(n_seeds * columns, act_dim)
         if learns and counters.env_steps >= cfg.warmup_steps and replay.size >= cfg.n_step:
-            batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma)
+            batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma, relabel)
             state, metrics, keys = learn(state, batch, keys)
             counters.updates += cfg.updates_per_step
             pending.append(metrics)
         step = vec.step(action)
         done = step.terminated | step.truncated  # (S * N,)
         if learns:
-            replay.add(*(x.reshape((n_seeds, columns, *x.shape[1:])) for x in (
-                obs, action, step.reward, step.next_obs, step.terminated, done)))
+            replay.add(per_column(obs), per_column(action), per_column(step.reward), per_column(step.next_obs),
+                       per_column(step.terminated), per_column(done),
+                       None if relabel is None or step.components is None else per_column(step.components))
         obs = step.obs
         counters.env_steps += steps_per_iter
         any_ended = bool(done.any())
@@ -198,8 +223,11 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
                 policy = partial(_uniform, np.random.default_rng([*seeds, counters.env_steps]), act_dim)
             else:  # keys do not advance; each seed's first columns give the episode keys (unused when greedy)
                 policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
-            returns, successes = evaluate(eval_vec, policy, job.eval_episodes, seed=counters.env_steps)
             per_run = (n_seeds, n_tasks, job.eval_episodes)
+            if conditioning is None:
+                returns, successes, _ = evaluate_scored(eval_vec, policy, job.eval_episodes, counters.env_steps, None)
+            else:
+                returns, successes = evaluate_psi(job, conditioning, eval_vec, policy, counters.env_steps, files)
             record_evaluation(job, shards, counters, returns.reshape(per_run), successes.reshape(per_run), sps, ups)
             files.save({"state": jax.device_get(state), "keys": np.asarray(keys), "replay": replay.state(),
                         "rng": rng.bit_generator.state, "counters": counters, "envs": vec.state(),
@@ -215,6 +243,43 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
             progress(job.job_id, counters.env_steps, job.budget, (counters.env_steps - window[1]) / elapsed,
                      counters.last_eval)
     files.finish(counters)
+
+
+def evaluate_psi(job: Job, conditioning: Conditioning, eval_vec: Vector, policy: Any, step: int,
+                 files: JobFiles) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate a job of a reward-conditioned manifest under ψ* and every named evaluation ψ, the
+    same episodes (seed ``step``) each time; record the named ψ's returns (scored with r_ψ) and give
+    back the nominal ``(returns, successes)`` (S * T, episodes) for :func:`record_evaluation`.
+
+    A conditioned policy is given each ψ in turn (ψ* for the tasks without it); an unconditioned one
+    acts the same under every ψ, so one evaluation is scored with all of them."""
+    n_seeds, n_tasks = len(job.seeds), len(job.tasks)
+    eval_task = np.tile(np.arange(n_tasks), n_seeds)  # (S * T,) seed-major
+    held_out = conditioning.settings.labels[1:]
+    per_run = (n_seeds, n_tasks, job.eval_episodes)
+
+    def conditioned(label: str) -> Any:
+        psis = [conditioning.evaluation(label, t) or conditioning.nominal(t) for t in range(n_tasks)]
+        psi_input = conditioning.inputs(psis, eval_task)  # (S * T, width)
+        return lambda obs: policy(conditioning.condition(obs, psi_input))
+
+    def has(label: str) -> np.ndarray:  # (T,) whether each task has the named ψ
+        return np.array([conditioning.evaluation(label, t) is not None for t in range(n_tasks)])
+
+    if not conditioning.conditioned:
+        returns, successes, scored = evaluate_scored(eval_vec, policy, job.eval_episodes, step,
+                                                     conditioning.score(held_out, eval_task))
+        for j, label in enumerate(held_out):
+            assert scored is not None
+            record_psi_evaluation(job, files.shards, step, label, scored[..., j].reshape(per_run), has(label))
+        return returns, successes
+    returns, successes, _ = evaluate_scored(eval_vec, conditioned(NOMINAL_PSI), job.eval_episodes, step, None)
+    for label in held_out:
+        _, _, scored = evaluate_scored(eval_vec, conditioned(label), job.eval_episodes, step,
+                                       conditioning.score((label,), eval_task))
+        assert scored is not None
+        record_psi_evaluation(job, files.shards, step, label, scored[..., 0].reshape(per_run), has(label))
+    return returns, successes
 
 
 def _uniform(draws: np.random.Generator, act_dim: int, obs: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
+from harness import rewards
 from harness.catalog import Task, resolve
 from harness.envs.base import Env
 from harness.errors import InputError
@@ -46,8 +47,14 @@ BATCHED_SUITES = frozenset({"playground"})
 backend trains their single-task jobs with the whole step on the JAX device."""
 
 
-def make(task: Task | str, seed: int) -> Env:
-    """An env of ``task`` (a :class:`Task`, or a name or alias the catalog resolves) seeded with ``seed``.
+MEASURED_SUITES = {"dmc": "dmc"}
+"""Suites whose adapter can measure reward components (:mod:`harness.rewards`), and that adapter's module."""
+
+
+def make(task: Task | str, seed: int, components: bool = False) -> Env:
+    """An env of ``task`` (a :class:`Task`, or a name or alias the catalog resolves) seeded with ``seed``;
+    with ``components``, one whose steps also give the task's reward components (``components`` of
+    the env after each step, :class:`harness.envs.base.EpisodeEnv`), for a task with a reward family.
 
     Raises :class:`InputError` for an unknown name, a task known only from published results, a
     suite without an adapter, or a missing simulator package.
@@ -59,4 +66,10 @@ def make(task: Task | str, seed: int) -> Env:
     if task.suite not in ADAPTERS:
         raise InputError(f"task {task.name!r}: no environment adapter for suite {task.suite!r} "
                          f"(adapters: {', '.join(ADAPTERS)})")
+    if components:
+        rewards.family(task.name)  # InputError for a task without a reward family
+        if task.suite not in MEASURED_SUITES:
+            raise InputError(f"task {task.name!r}: the {task.suite} adapter does not measure reward components")
+        measured: Env = importlib.import_module(f"harness.envs.{MEASURED_SUITES[task.suite]}").make(task, seed, True)
+        return measured
     return ADAPTERS[task.suite](task, seed)

@@ -71,6 +71,9 @@ class SimStep(NamedTuple):
     """The episode reached an absorbing state (not a time limit)."""
     solved: bool
     """The task's own success signal at this step (False for tasks without one)."""
+    components: tuple[float, ...] | None = None
+    """The task's reward components after this step, in its family's order (:mod:`harness.rewards`),
+    from a simulator asked to measure them; None otherwise."""
 
 
 class Simulator(Protocol):
@@ -110,6 +113,9 @@ class EpisodeEnv:
         self._steps = 0
         self._solved = False
         self._running = False
+        self.components: np.ndarray | None = None
+        """(action_repeat, components) of the last step, when the simulator measures them: each
+        sub-step's reward components, NaN for the sub-steps after a termination."""
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, Info]:
         """See :class:`Env`."""
@@ -133,14 +139,20 @@ class EpisodeEnv:
         if min(values) < -1.0 or max(values) > 1.0:
             act = np.clip(act, -1.0, 1.0)
         reward, terminated = 0.0, False
+        measured = []
         for _ in range(self.task.action_repeat):
             out = self._simulator.step(act)
             obs = out.obs
             reward += out.reward
+            if out.components is not None:
+                measured.append(out.components)
             self._solved = self._solved or out.solved
             if out.terminated:
                 terminated = True
                 break
+        if measured:
+            self.components = np.full((self.task.action_repeat, len(measured[0])), np.nan)
+            self.components[: len(measured)] = measured
         self._steps += 1
         truncated = not terminated and self._steps >= self._max_steps
         self._running = not (terminated or truncated)

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from dm_control import _render, suite
 from dm_control._render import constants
 
+from harness import rewards
 from harness.catalog import Task
 from harness.envs import dmc_custom
 from harness.envs.base import EpisodeEnv, SimStep, rescale
@@ -36,9 +37,11 @@ _UNBOUNDED = 1e6
 
 
 class DMCSimulator:
-    """A dm-control suite task as a :class:`harness.envs.base.Simulator`."""
+    """A dm-control suite task as a :class:`harness.envs.base.Simulator`; with ``components``, each
+    step also measures the task's reward components (:mod:`harness.rewards`)."""
 
-    def __init__(self, task: Task, seed: int) -> None:
+    def __init__(self, task: Task, seed: int, components: bool = False) -> None:
+        self._family = rewards.family(task.name) if components else None
         if task.env_id in dmc_custom.TASKS:
             self._env = dmc_custom.load(task.env_id, random=seed)
         else:
@@ -62,7 +65,11 @@ class DMCSimulator:
     def step(self, action: npt.NDArray[np.float64]) -> SimStep:
         """One control step."""
         timestep = self._env.step(rescale(action, self._low, self._high))
-        return SimStep(_flatten(timestep.observation), float(timestep.reward), timestep.last(), False)
+        measured = None
+        if self._family is not None:
+            values = self._family.measure(self._env.physics)
+            measured = tuple(values[name] for name in self._family.components)
+        return SimStep(_flatten(timestep.observation), float(timestep.reward), timestep.last(), False, measured)
 
     def close(self) -> None:
         """Release the physics."""
@@ -85,6 +92,7 @@ def _flatten(observation: dict[str, np.ndarray]) -> npt.NDArray[np.float32]:
     return np.concatenate(list(observation.values()), axis=None, dtype=np.float32)
 
 
-def make(task: Task, seed: int) -> EpisodeEnv:
-    """A dm-control env of ``task`` whose first episode is seeded with ``seed``."""
-    return EpisodeEnv(task, DMCSimulator(task, seed))
+def make(task: Task, seed: int, components: bool = False) -> EpisodeEnv:
+    """A dm-control env of ``task`` whose first episode is seeded with ``seed``; with ``components``
+    its steps also give the task's reward components (``EpisodeEnv.components``)."""
+    return EpisodeEnv(task, DMCSimulator(task, seed, components))

@@ -38,6 +38,10 @@ class StepResult(NamedTuple):
     truncated: np.ndarray  # (n,) bool
     episode_return: np.ndarray  # (n,) float64: NaN except where an episode ended this step: its return
     episode_success: np.ndarray  # (n,) float64: likewise its success (0/1); NaN for return-metric tasks
+    components: np.ndarray | None = None
+    """(n, repeat, components) float64: each env's reward components of this step's sub-steps, from a
+    vector made with ``components``; NaN where an env measured none (not stepped, sub-steps after a
+    termination, columns past its family's). None from a vector made without."""
 
 
 class Vector(Protocol):
@@ -68,10 +72,11 @@ class VecEnv:
     seed and actions). An env reset with seed None continues its own random stream.
     Without ``sizes`` all envs must share their observation and action sizes; with ``sizes``
     (observation, action), each at least every env's own, observations are zero-padded and action
-    rows cut to each env's size.
+    rows cut to each env's size. With ``components`` (a width), every step also returns the envs'
+    reward components (envs made with ``components=True``), padded with NaN to that width.
     """
 
-    def __init__(self, envs: Sequence[Env], sizes: tuple[int, int] | None = None) -> None:
+    def __init__(self, envs: Sequence[Env], sizes: tuple[int, int] | None = None, components: int = 0) -> None:
         self.envs = list(envs)
         self.num_envs = len(self.envs)
         self.observation_size, self.action_size = _common_sizes(self.envs) if sizes is None else sizes
@@ -88,6 +93,8 @@ class VecEnv:
         self._seeds: list[int | None] = [None] * self.num_envs  # the seed of each env's last reset()
         self._episodes = [0] * self.num_envs  # episodes each env started since then
         self._actions: list[list[np.ndarray]] = [[] for _ in self.envs]  # each env's current episode
+        self._components = components
+        self._repeat = max(e.task.action_repeat for e in self.envs) if self.envs else 1
 
     def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
         """Start an episode in every env, env i seeded with ``seeds[i]`` (None: its own stream):
@@ -117,11 +124,15 @@ class VecEnv:
         finals: list[tuple[int, np.ndarray]] = []  # (env, final observation) of the episodes that ended
         episode_return = self._nans.copy()
         episode_success = self._nans.copy()
+        measured = np.full((n, self._repeat, self._components), np.nan) if self._components else None
         for i, env in enumerate(self.envs):
             if active is not None and not active[i]:
                 continue
             action = actions[i, : self._act_sizes[i]]
             obs, r, term, trunc, info = env.step(action)
+            if measured is not None:
+                values = env.components  # type: ignore[attr-defined]
+                measured[i, : values.shape[0], : values.shape[1]] = values
             self._actions[i].append(action)
             reward[i] = r = float(r)
             self._returns[i] += r
@@ -141,7 +152,7 @@ class VecEnv:
         for i, final in finals:
             next_obs[i, : self._obs_sizes[i]] = final
         return StepResult(self._obs.copy(), next_obs, np.array(reward), np.array(terminated), np.array(truncated),
-                          episode_return, episode_success)
+                          episode_return, episode_success, measured)
 
     def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
         """Each env's (seed, episodes since, actions of the current episode), for a checkpoint."""
@@ -184,10 +195,12 @@ class ParallelVecEnv:
     :class:`VecEnv` padded to ``sizes``; the same results as one :class:`VecEnv` of them all.
 
     Workers are spawned (the parent has JAX loaded, which must not be forked) and die with this
-    process. An error in a worker is raised here as a RuntimeError with its traceback.
+    process. An error in a worker is raised here as a RuntimeError with its traceback. ``components``
+    as for :class:`VecEnv`.
     """
 
-    def __init__(self, specs: Sequence[tuple[str, int]], sizes: tuple[int, int], workers: int) -> None:
+    def __init__(self, specs: Sequence[tuple[str, int]], sizes: tuple[int, int], workers: int,
+                 components: int = 0) -> None:
         self.num_envs = len(specs)
         self.observation_size, self.action_size = sizes
         cuts = np.linspace(0, len(specs), min(workers, len(specs)) + 1).round().astype(int)
@@ -197,7 +210,7 @@ class ParallelVecEnv:
         self._procs: list[Any] = []
         for a, b in self._slices:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, list(specs[a:b]), sizes), daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, list(specs[a:b]), sizes, components), daemon=True)
             with without_main():
                 proc.start()
             child.close()
@@ -222,7 +235,8 @@ class ParallelVecEnv:
         for conn, (a, b) in zip(self._conns, self._slices, strict=True):
             conn.send(("step", (actions[a:b], None if active is None else active[a:b], auto_reset)))
         parts = [self._receive(conn) for conn in self._conns]
-        return StepResult(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+        fields = zip(*parts, strict=True)
+        return StepResult._make(None if field[0] is None else np.concatenate(field) for field in fields)
 
     def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
         """See :meth:`VecEnv.state`."""
@@ -258,7 +272,7 @@ class ParallelVecEnv:
         return value
 
 
-def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> None:
+def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int], components: int) -> None:
     """A worker of :class:`ParallelVecEnv`: make the envs, then answer reset/step/close calls."""
     from harness import envs  # imported here: the spawned worker starts bare
 
@@ -266,7 +280,7 @@ def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
     os.environ.setdefault("MUJOCO_GL", "disable")
     try:
-        vec = VecEnv([envs.make(task, seed) for task, seed in specs], sizes)
+        vec = VecEnv([envs.make(task, seed, components > 0) for task, seed in specs], sizes, components)
         conn.send(("ok", None))
     except Exception:
         conn.send(("error", traceback.format_exc()))
@@ -283,6 +297,11 @@ def _serve(conn: Any, specs: list[tuple[str, int]], sizes: tuple[int, int]) -> N
             conn.send(("error", traceback.format_exc()))
 
 
+Score = Callable[[np.ndarray], np.ndarray]
+"""``score(components (n, repeat, components)) -> rewards (n, P)``: one step's rewards under P reward
+parameterisations, computed from its reward components (:func:`harness.rewards.relabel`)."""
+
+
 def evaluate(envs: Sequence[Env] | Vector, policy: Policy, episodes: int,
              seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Run ``episodes`` full episodes in every env: ``(returns, successes)``, each ``(n, episodes)``.
@@ -294,22 +313,38 @@ def evaluate(envs: Sequence[Env] | Vector, policy: Policy, episodes: int,
     output are ignored). Successes are the episodes' ``info["success"]`` (0/1), NaN for
     return-metric tasks. A deterministic policy gives the same numbers for the same seed.
     """
+    returns, successes, _ = evaluate_scored(envs, policy, episodes, seed, None)
+    return returns, successes
+
+
+def evaluate_scored(envs: Sequence[Env] | Vector, policy: Policy, episodes: int, seed: int,
+                    score: Score | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`evaluate`, and with ``score`` (envs that measure reward components) the episodes'
+    returns under its P reward parameterisations: ``(n, episodes, P)`` (else None)."""
     vec: Vector = VecEnv(envs) if isinstance(envs, Sequence) else envs
     n = vec.num_envs
     returns = np.zeros((n, episodes))  # (n, episodes)
     successes = np.full((n, episodes), np.nan)  # (n, episodes)
+    scored: list[np.ndarray] = []  # (n, P) per episode
     seeds = np.random.SeedSequence(seed).generate_state(n)  # (n,) uint32
     for episode in range(episodes):
         obs = vec.reset([int(s) for s in seeds] if episode == 0 else [None] * n)  # (n, obs)
         running = np.ones(n, bool)
+        total = None  # (n, P) returns so far under the scored parameterisations
         while running.any():
             out = vec.step(np.asarray(policy(obs)), active=running, auto_reset=False)
+            if score is not None:
+                assert out.components is not None, "score needs a vector that measures reward components"
+                rewards = np.where(running[:, None], score(out.components), 0.0)  # (n, P)
+                total = rewards if total is None else total + rewards
             obs = out.next_obs
             ended = running & (out.terminated | out.truncated)
             returns[ended, episode] = out.episode_return[ended]
             successes[ended, episode] = out.episode_success[ended]
             running &= ~ended
-    return returns, successes
+        if total is not None:
+            scored.append(total)
+    return returns, successes, np.stack(scored, axis=1) if scored else None
 
 
 def _common_sizes(envs: Sequence[Env]) -> tuple[int, int]:
