@@ -198,7 +198,8 @@ def test_markup_in_the_store_prints_as_text(tmp_path: Path) -> None:
                                        "suite": "[/s]", "task": "dmc/cartpole-balance", "seed": seed,
                                        "status": status, "error": "ValueError: bad [/z] value" if status == "failed"
                                        else None})
-                con.execute("INSERT INTO curves VALUES (?, 'eval/return', 1000, ?)", [run_id, 100.0 + seed])
+                con.execute("INSERT INTO curves (run_id, metric, step, value) VALUES (?, 'eval/return', 1000, ?)",
+                            [run_id, 100.0 + seed])
     code, out = cli("status", "--results", str(results))
     assert code == 0, out
     assert "[/x]" in out and "[bold]b" in out and "[/s]" in out

@@ -39,6 +39,11 @@ def with_(**changes: object) -> dict[str, object]:
     return out
 
 
+def RC(**psi: object) -> dict[str, object]:
+    """A reward-conditioned manifest on walker-run with this ``psi:`` section."""
+    return with_(variant="reward_conditioned", tasks=["dmc/walker-run"], psi=psi)
+
+
 # Each bad manifest, and the words its error must contain: the key path and what was expected.
 BAD = [
     ("unknown top-level key", with_(budgett=5), ["budgett", "Extra inputs are not permitted"]),
@@ -55,7 +60,21 @@ BAD = [
     ("eval every beyond budget", with_(eval={"every": 10_000, "episodes": 1}), ["eval.every", "budget"]),
     ("zero eval episodes", with_(eval={"every": 1000, "episodes": 0}), ["eval.episodes", "greater than 0"]),
     ("unknown eval key", with_(eval={"every": 1000, "episode": 3}), ["eval.episode", "Extra inputs"]),
-    ("planned variant", with_(variant="reward_conditioned"), ["variant", "not supported yet", "single"]),
+    ("reward-conditioned without psi", with_(variant="reward_conditioned"), ["psi", "reward_conditioned"]),
+    ("psi without reward-conditioned", with_(psi={}), ["psi", "reward_conditioned"]),
+    ("task without a reward family", with_(variant="reward_conditioned", psi={}),
+     ["tasks", "dmc/pendulum-swingup has no reward family", "dmc/walker-run"]),
+    ("unknown psi parameter", RC(eval={"walker-run": {"fast": {"speed": 4}}}),
+     ["psi.eval.walker-run.fast.speed", "not a parameter", "move_speed"]),
+    ("psi out of range", RC(eval={"dmc/walker-run": {"fast": {"move_speed": 40}}}),
+     ["psi.eval.dmc/walker-run.fast.move_speed", "expected a number in [0, 12]"]),
+    ("psi of a task not in the manifest", RC(eval={"dmc/cheetah-run": {"back": {"direction": -1}}}),
+     ["psi.eval.dmc/cheetah-run", "not a task of the manifest"]),
+    ("psi named nominal", RC(eval={"dmc/walker-run": {"nominal": {"move_speed": 4}}}),
+     ["psi.eval.dmc/walker-run.nominal"]),
+    ("alpha out of range", RC(alpha=1.5), ["psi.alpha", "less than or equal to 1"]),
+    ("unknown p_psi", RC(distribution="normal"), ["psi.distribution", "'family' or 'uniform'"]),
+    ("unknown unconditioned agent", RC(unconditioned=["sacc"]), ["psi.unconditioned", "'sacc'", "agents: random, sac"]),
     ("unknown variant", with_(variant="meta"), ["variant", "'single'"]),
     ("empty task list", with_(tasks=[]), ["tasks", "at least 1"]),
     ("non-positive batch size", with_(agents={"sac": {"batch_size": 0}}), ["agents.sac.batch_size", "positive"]),

@@ -48,9 +48,9 @@ def test_duplicate_keys_are_impossible(tmp_path: Path) -> None:
     store = Store(tmp_path / "harness.duckdb")
     store.ensure()
     with store.transaction() as con:
-        con.execute("INSERT INTO curves VALUES ('r', 'eval/return', 1, 1.0)")
+        con.execute("INSERT INTO curves (run_id, metric, step, value) VALUES ('r', 'eval/return', 1, 1.0)")
     with pytest.raises(duckdb.ConstraintException), store.transaction() as con:
-        con.execute("INSERT INTO curves VALUES ('r', 'eval/return', 1, 2.0)")
+        con.execute("INSERT INTO curves (run_id, metric, step, value) VALUES ('r', 'eval/return', 1, 2.0)")
     with pytest.raises(duckdb.ConstraintException), store.transaction() as con:
         con.execute("INSERT INTO runs (run_id, source, label, agent, task, seed, status) "
                     "VALUES ('x', 'elsewhere', 'a', 'a', 't', 0, 'finished')")
@@ -113,7 +113,8 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path, re
         rows = con.execute("SELECT * EXCLUDE (variant, job_id) FROM runs ORDER BY run_id").fetchall()
         assert rows == before
         assert con.execute("SELECT DISTINCT variant, job_id FROM runs").fetchall() == [("single", None)]
-        assert con.execute("SELECT * FROM curves ORDER BY ALL").fetchall() == points
+        assert con.execute("SELECT * EXCLUDE (psi) FROM curves ORDER BY ALL").fetchall() == points
+        assert con.execute("SELECT DISTINCT psi FROM curves").fetchall() == [("nominal",)]  # 3: the ψ of each point
         assert store_mod.scalar(con, "SELECT value FROM meta WHERE key = 'schema_version'") == store_mod.SCHEMA_VERSION
     with Store(path).transaction() as con:  # and takes new runs with their variant
         store_mod.upsert_run(con, {"run_id": "new", "source": "harness", "label": "sac-mt", "agent": "sac",
@@ -202,6 +203,7 @@ def test_a_run_the_store_has_no_record_of_is_replaced_whole(tmp_path: Path) -> N
     run = tmp_path / "runs" / "r1"
     write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 1.0), ("eval/return", 2000, 2.0)])
     with store.transaction() as con:
-        con.execute("INSERT INTO curves VALUES ('r1', 'eval/return', 1000, 9.0), ('r1', 'eval/return', 1500, 9.0)")
+        con.execute("INSERT INTO curves (run_id, metric, step, value) VALUES ('r1', 'eval/return', 1000, 9.0), "
+                    "('r1', 'eval/return', 1500, 9.0)")
     assert store_mod.ingest_run_dirs(store, [run]) == 2
     assert store_points(store.path, "r1") == [("eval/return", 1000, 1.0), ("eval/return", 2000, 2.0)]

@@ -1,0 +1,181 @@
+"""Reward-conditioned training: components from the envs, relabelled n-step batches, ψ draws, and a
+reward-conditioned `harness run` into DuckDB with its curves per ψ, resumed exactly after kill -9."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from harness import catalog, envs, rewards
+from harness import manifest as manifest_mod
+from harness.conditioning import Conditioning
+from harness.envs.vector import VecEnv
+from harness.manifest import Job, PsiSettings
+from harness.replay import Replay
+from tests.test_run import ROOT, assert_group_ends, harness, query
+
+
+def conditioning(*tasks: str, alpha: float = 0.5, distribution: rewards.Distribution = "family") -> Conditioning:
+    job = Job("j", manifest_mod.AgentSpec("sac", "sac", None), (0,), tasks, 1, 1, 1, 1, "reward_conditioned", "j",
+              (), psi=PsiSettings(alpha, distribution, ()))
+    made = Conditioning.of(job)
+    assert made is not None
+    return made
+
+
+def test_the_envs_components_give_the_reward_back_and_cost_nothing_unasked() -> None:
+    task = catalog.resolve("dmc/walker-walk")
+    family = rewards.family(task.name)
+    vec = VecEnv([envs.make(task, seed, components=True) for seed in (0, 1)], components=len(family.components))
+    vec.reset([0, 1])
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        step = vec.step(rng.uniform(-1, 1, (2, vec.action_size)))
+        assert step.components is not None and step.components.shape == (2, 1, 3)  # (envs, repeat, components)
+        relabelled = rewards.relabel(np, family, family.nominal[task.name], step.components)  # (envs,)
+        np.testing.assert_allclose(relabelled, step.reward, rtol=0, atol=1e-6)
+    vec.close()
+    plain = VecEnv([envs.make(task, 0)])
+    plain.reset([0])
+    assert plain.step(np.zeros((1, plain.action_size))).components is None
+    plain.close()
+
+
+@dataclasses.dataclass
+class FixedPsi:
+    """A relabeller giving every sampled transition the same ψ (the real one draws it)."""
+
+    conditioning: Conditioning
+    psi: dict[str, float]
+
+    def draw(self, rng: np.random.Generator, task: np.ndarray) -> tuple[Any, np.ndarray]:
+        psis = [{k: np.full(task.shape, v) for k, v in self.psi.items()}]
+        return psis, self.conditioning.inputs(psis, task)
+
+    def reward(self, psi: Any, task: np.ndarray, components: np.ndarray) -> np.ndarray:
+        return self.conditioning.reward(psi, task, components)
+
+
+def test_a_hand_made_batch_is_relabelled_step_by_step_before_the_n_step_sum() -> None:
+    cheetah = conditioning("dmc/cheetah-run")
+    replay = Replay(1, np.zeros(1, np.int32), 3, obs_dim=1, act_dim=1, components=(1, 1))
+    for i, velocity in enumerate((-5.0, -10.0, -8.0)):  # the cheetah runs backwards
+        replay.add(np.full((1, 1, 1), i), np.zeros((1, 1, 1)), np.full((1, 1), 99.0), np.full((1, 1, 1), i + 1),
+                   np.zeros((1, 1), bool), np.zeros((1, 1), bool), np.full((1, 1, 1, 1), velocity))
+    backwards = {"run_speed": 10.0, "direction": -1.0}
+    batch = replay.sample(np.random.default_rng(0), 1, 64, n_step=2, gamma=0.5,
+                          relabel=FixedPsi(cheetah, backwards))
+    # Backwards at 10 m/s: r = tolerance(-velocity, 10, inf, margin 10, linear to 0) = 1 - (10 - v)/10 below 10:
+    # velocities -5, -10, -8 give 0.5, 1.0, 0.8 (the stored rewards, 99, are not used). Two-step sums with
+    # gamma 0.5: from step 0, 0.5 + 0.5 * 1.0 = 1.0; from step 1, 1.0 + 0.5 * 0.8 = 1.4.
+    start = batch["obs"][0, 0, :, 0]  # (B,) the stored obs: the step index
+    assert set(start) == {0.0, 1.0}
+    np.testing.assert_allclose(batch["reward"][0, 0], np.where(start == 0, 1.0, 1.4), rtol=1e-6)
+    np.testing.assert_allclose(batch["discount"][0, 0], 0.25)
+    # ψ normalised to [-1, 1] by its ranges: run speed 10 in [1, 20] -> 2 * 9 / 19 - 1; direction -1 -> -1.
+    expected = [2 * 9 / 19 - 1, -1.0]
+    for key in ("obs", "next_obs"):
+        assert batch[key].shape == (1, 1, 64, 3)  # (seeds, updates, batch, obs + ψ)
+        np.testing.assert_allclose(batch[key][0, 0, :, 1:], np.tile(expected, (64, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(batch["next_obs"][0, 0, :, 0], start + 2)
+
+
+def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() -> None:
+    job = conditioning("dmc/walker-walk", "dmc/cheetah-run", alpha=0.3)
+    task = np.repeat(np.array([0, 1]), 50_000)  # (P,)
+    psis, inputs = job.draw(np.random.default_rng(0), task)
+    walker, cheetah = psis[0], psis[1]
+    kept = walker["move_speed"][task == 0] == 1.0  # ψ* of walker-walk: speed 1 (a draw is 1.0 with probability 0)
+    assert abs(kept.mean() - 0.3) < 0.01
+    forward = cheetah["direction"][task == 1] == 1.0  # ψ* half the time (0.3 + 0.7 / 2) after a random sign
+    assert abs(forward.mean() - 0.65) < 0.01
+    assert inputs.shape == (100_000, 3)  # walker's three parameters; cheetah's two, padded with a 0
+    assert np.all(inputs[task == 1, 2] == 0) and np.all(np.abs(inputs) <= 1)
+    uniform = conditioning("dmc/walker-walk", alpha=0.0, distribution="uniform")
+    speeds = uniform.draw(np.random.default_rng(1), np.zeros(100_000, np.int32))[0][0]["move_speed"]
+    assert abs(speeds.mean() - 6.0) < 0.05  # uniform over [0, 12]
+
+
+# ----------------------------------------------------------------------------------------------
+# A reward-conditioned run end to end
+
+
+MANIFEST = {
+    "name": "rc-test", "variant": "reward_conditioned", "tasks": ["dmc/cartpole-balance"],
+    "agents": {"sac": {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500},
+               "sac_nominal": {"algo": "sac", "hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500}},
+    "seeds": 1, "budget": 2000, "eval": {"every": 1000, "episodes": 1}, "log_every": 100,
+    "psi": {"unconditioned": ["sac_nominal"],
+            "eval": {"dmc/cartpole-balance": {"left": {"cart_target": -0.5}, "same": {"cart_target": 0.0}}}},
+}
+
+Curves = dict[tuple[str, str, int, str], float]  # (label, metric, step, psi) -> value
+
+
+def curves(results: Path) -> Curves:
+    """Every point but the `sys/` timings."""
+    rows = query(results / "harness.duckdb", "SELECT r.label, c.metric, c.step, c.psi, c.value FROM curves c "
+                                             "JOIN runs r USING (run_id) WHERE c.metric NOT LIKE 'sys/%'")
+    return {(label, metric, int(step), psi): float(value) for label, metric, step, psi, value in rows}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Curves]]:
+    tmp = tmp_path_factory.mktemp("rc")
+    path = tmp / "m.yaml"
+    path.write_text(yaml.safe_dump(MANIFEST))
+    done = harness("run", str(path), results=tmp / "results")
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield tmp / "results", curves(tmp / "results")
+
+
+def test_a_reward_conditioned_run_stores_curves_for_every_psi(whole: tuple[Path, Curves]) -> None:
+    results, points = whole
+    db = results / "harness.duckdb"
+    assert sorted(query(db, "SELECT label, variant FROM runs")) == [("sac-rc", "reward_conditioned"),
+                                                                     ("sac_nominal", "single")]
+    evals: dict[tuple[str, str], list[int]] = {(label, psi): [] for label, metric, _, psi in points
+                                               if metric == "eval/return"}
+    for (label, metric, step, psi) in sorted(points):
+        if metric == "eval/return":
+            evals[label, psi].append(step)
+    assert evals == {(label, psi): [1000, 2000] for label in ("sac-rc", "sac_nominal")
+                     for psi in ("nominal", "left", "same")}
+    # "same" is ψ*: the same policy input and the same episodes, scored from the components as the env scores.
+    for label in ("sac-rc", "sac_nominal"):
+        for step in (1000, 2000):
+            nominal, same = points[label, "eval/return", step, "nominal"], points[label, "eval/return", step, "same"]
+            assert abs(nominal - same) < 1e-3, (label, step, nominal, same)
+    # Queries of the task's own score see the nominal points only, once per evaluation.
+    assert query(db, "SELECT count(*) FROM curves WHERE metric = 'eval/return' AND psi = 'nominal'") == [(4,)]
+
+
+def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path, whole: tuple[Path, Curves]) -> None:
+    path, results = tmp_path / "m.yaml", tmp_path / "results"
+    path.write_text(yaml.safe_dump(MANIFEST))
+    conditioned = next(j for j in manifest_mod.load(path).jobs if j.variant == "reward_conditioned")
+    checkpoint = results / "groups" / conditioned.job_id / "checkpoint.pkl"
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists():  # the conditioned job is past its first evaluation
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert_group_ends(proc.pid, "a process outlived the kill")
+    done = harness("run", str(path), results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert curves(results) == whole[1]
