@@ -19,10 +19,13 @@ import yaml
 
 from harness import catalog, envs, rewards
 from harness import manifest as manifest_mod
+from harness import report as report_mod
+from harness import store as store_mod
 from harness.conditioning import Conditioning
 from harness.envs.vector import VecEnv
 from harness.manifest import Job, PsiSettings
 from harness.replay import Replay
+from harness.store import Store
 from tests.test_run import ROOT, assert_group_ends, harness, query
 
 
@@ -179,3 +182,55 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path, whole: 
     done = harness("run", str(path), results=results)
     assert done.returncode == 0, done.stdout + done.stderr
     assert curves(results) == whole[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# The report's reward-conditioned section
+
+
+def test_the_report_compares_conditioned_and_nominal_only_agents_under_each_psi(tmp_path: Path) -> None:
+    store = Store(tmp_path / "harness.duckdb")
+    # (label, variant, task, psi) -> the returns of seeds 0, 1, 2 at the final step (DMC: score = return / 1000).
+    returns = {
+        ("sac-rc", "reward_conditioned", "dmc/walker-run", "nominal"): (500, 600, 700),
+        ("sac-rc", "reward_conditioned", "dmc/walker-run", "speed4"): (600, 700, 800),
+        ("sac-rc", "reward_conditioned", "dmc/cheetah-run", "nominal"): (500, 600, 700),
+        ("sac-rc", "reward_conditioned", "dmc/cheetah-run", "backwards"): (300, 400, 500),
+        ("sac_nominal", "single", "dmc/walker-run", "nominal"): (400, 500, 600),
+        ("sac_nominal", "single", "dmc/walker-run", "speed4"): (100, 200, 300),
+        ("sac_nominal", "single", "dmc/cheetah-run", "nominal"): (400, 500, 600),
+        ("sac_nominal", "single", "dmc/cheetah-run", "backwards"): (0, 0, 10),
+    }
+    with store.transaction() as con:
+        for (label, variant, task, psi), values in returns.items():
+            for seed, value in enumerate(values):
+                run_id = f"{label}-{task}-{seed}"
+                store_mod.upsert_run(con, {"run_id": run_id, "source": "harness", "label": label, "agent": "sac",
+                                           "task": task, "seed": seed, "status": "finished", "variant": variant})
+                for step, scale in ((500, 0.5), (1000, 1.0)):  # the final point is the one reported
+                    con.execute("INSERT INTO curves (run_id, metric, step, value, psi) VALUES (?, 'eval/return', ?, "
+                                "?, ?)", [run_id, step, value * scale, psi])
+    report = report_mod.build(store, report_mod.ReportOptions(reps=200))
+    # The report's main part reads the nominal points: the baseline's mean is (0.4 + 0.5 + 0.6) / 3 = 0.5.
+    by_label = {a.label: a for a in report.agents}
+    assert by_label["sac_nominal"].aggregates["mean"].point == pytest.approx(0.5)
+    section = report.reward_conditioned
+    assert section is not None
+    means = {(a.agent, a.psi): (a.tasks, round(a.mean.point, 6)) for a in section.aggregates}
+    assert means == {
+        ("sac-rc", "nominal"): (("dmc/cheetah-run", "dmc/walker-run"), 0.6),
+        ("sac-rc", "speed4"): (("dmc/walker-run",), 0.7),
+        ("sac-rc", "backwards"): (("dmc/cheetah-run",), 0.4),
+        ("sac_nominal", "nominal"): (("dmc/cheetah-run", "dmc/walker-run"), 0.5),
+        ("sac_nominal", "speed4"): (("dmc/walker-run",), 0.2),
+        ("sac_nominal", "backwards"): (("dmc/cheetah-run",), round(10 / 3 / 1000, 6)),
+    }
+    # Under the held-out ψ every conditioned run beats every baseline run: P = 1. At ψ*, run scores
+    # {0.5, 0.6, 0.7} against {0.4, 0.5, 0.6} per task: 6 of 9 pairs above, 2 ties (half each) -> 7/9.
+    improvement = {z.psi: (z.conditioned, z.baseline, round(z.improvement.point, 6)) for z in section.zero_shot}
+    assert improvement == {"backwards": ("sac-rc", "sac_nominal", 1.0), "speed4": ("sac-rc", "sac_nominal", 1.0),
+                           "nominal": ("sac-rc", "sac_nominal", round(7 / 9, 6))}
+    assert [z.psi for z in section.zero_shot] == ["backwards", "speed4", "nominal"]  # held out first
+    files = report_mod.write(report, tmp_path / "report")
+    assert "Zero-shot" in files.html.read_text()
+    assert (tmp_path / "report" / "zero_shot.csv").read_text().count("\n") == 4  # header and three rows

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,9 @@ import harness
 from harness import catalog, scores, stats
 from harness.errors import InputError
 from harness.store import Store
+
+if TYPE_CHECKING:
+    from harness.report.conditioned import ConditionedSection
 
 AGGREGATE_NAMES = scores.AGGREGATE_NAMES
 """The aggregates every report shows, in this order."""
@@ -40,9 +43,9 @@ PROFILE_POINTS = 101
 """Thresholds of the performance profile, evenly spaced over [0, 1] widened to the scores' range
 (rounded out to 0.1)."""
 
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 """Version of the report's JSON layout (2: agents' ``variant``; submissions as :class:`harness.scores.Submission`,
-their import notes under ``notes``)."""
+their import notes under ``notes``; 3: ``reward_conditioned``)."""
 
 Source = Literal["harness", "submission", "mixed"]
 SOURCES: dict[str, Source] = {"harness": "harness", "submission": "submission", "mixed": "mixed"}
@@ -228,6 +231,9 @@ class Report:
     captions: Mapping[str, str]
     """Figure name (and 'aggregates' for the table) -> caption: runs and tasks, normalisation, CI method and
     repetitions."""
+    reward_conditioned: ConditionedSection | None = None
+    """Scores under each evaluation ψ of agents with reward-conditioned runs (:mod:`harness.report.conditioned`);
+    None when no selected agent has such runs."""
 
 
 def build(store: Store, options: ReportOptions) -> Report:
@@ -245,6 +251,10 @@ def build(store: Store, options: ReportOptions) -> Report:
         labels = selection.labels
         submission_ids = sorted(set(selection.points.submission_id.dropna()))
         submissions = scores.submissions(con, submission_ids)
+        from harness.report import conditioned  # it builds on this module's Estimate
+
+        section = conditioned.build(con, selection.labels, selection.tasks, options.step, options.seed, options.reps,
+                                    options.level, options.method)
     tasks = selection.tasks
     coverage = {label: set(selection.coverage(label)) for label in labels}
     reasons = _left_out_reasons(tasks, labels, matrices, coverage, options.step)
@@ -302,7 +312,7 @@ def build(store: Store, options: ReportOptions) -> Report:
         settings=settings, agents=agents, compared_tasks=compared, normalisation=normalisation,
         alignment=alignment, intervals=_ci_statement(settings),
         improvements=improvements, curve_steps=_floats(grid[usable]), dropped_steps=dropped,
-        tasks=rows, exclusions=tuple(exclusions), notes=notes, captions={},
+        tasks=rows, exclusions=tuple(exclusions), notes=notes, captions={}, reward_conditioned=section,
     )
     return _with_captions(report)
 

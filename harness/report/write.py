@@ -6,6 +6,7 @@ Layout of the folder (files of a previous report that this one does not produce 
     report.json                    every number the page shows, with the settings and notes
     aggregates.csv, per_task.csv, performance_profile.csv, probability_of_improvement.csv,
     sample_efficiency.csv, exclusions.csv
+    psi_aggregates.csv, zero_shot.csv    with reward-conditioned runs (:mod:`harness.report.conditioned`)
     figures/<name>.png, figures/<name>.svg
 
 Everything written is a function of the report alone, so the same report gives byte-identical files.
@@ -34,8 +35,8 @@ FIGURES = ("interval_estimates", "performance_profile", "probability_of_improvem
 """Every figure a report can have, in page order (probability of improvement needs two agents)."""
 
 TABLES = ("aggregates", "per_task", "performance_profile", "probability_of_improvement", "sample_efficiency",
-          "exclusions")
-"""The CSV tables, one file each."""
+          "exclusions", "psi_aggregates", "zero_shot")
+"""The CSV tables, one file each (the last two only for a report with a reward-conditioned section)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def write(report: Report, out: Path) -> ReportFiles:
         path = out / f"{name}.csv"
         path.write_text(_csv(header, rows), encoding="utf-8")
         table_paths.append(path)
+    for name in set(TABLES) - {path.stem for path in table_paths}:
+        (out / f"{name}.csv").unlink(missing_ok=True)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(to_json(report), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     html_path = out / "index.html"
@@ -128,6 +131,16 @@ def _tables(report: Report) -> Iterable[tuple[str, Sequence[str], Iterable[Seque
            [(a.label, *values) for a in agents for values in _band_rows(a.curve)])
     yield ("exclusions", ("stage", "agent", "task", "run_id", "seed", "reason"),
            [(e.stage, e.agent, e.task, e.run_id, e.seed, e.reason) for e in report.exclusions])
+    section = report.reward_conditioned
+    if section is not None:
+        yield ("psi_aggregates", ("agent", "psi", "tasks", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low",
+                                  "mean_high"),
+               [(a.agent, a.psi, len(a.tasks), a.runs, a.iqm.point, a.iqm.low, a.iqm.high, a.mean.point, a.mean.low,
+                 a.mean.high) for a in section.aggregates])
+        yield ("zero_shot", ("psi", "conditioned", "baseline", "tasks", "conditioned_iqm", "baseline_iqm",
+                             "p_improvement", "p_low", "p_high"),
+               [(z.psi, z.conditioned, z.baseline, len(z.tasks), z.conditioned_iqm.point, z.baseline_iqm.point,
+                 z.improvement.point, z.improvement.low, z.improvement.high) for z in section.zero_shot])
 
 
 def _band_rows(band: Band) -> list[tuple[float, float, float, float]]:
