@@ -174,6 +174,36 @@ def test_a_resumed_shard_replaces_the_superseded_points(tmp_path: Path) -> None:
     assert store_mod.ingest_run_dirs(store, [run]) == 0
 
 
+def test_points_of_each_psi_are_kept_apart_and_their_cuts_applied(tmp_path: Path) -> None:
+    """A reward-conditioned run evaluates at one step under several ψ: one key each; a resume that
+    cuts a named ψ's point removes it from the store too, and scores read the nominal ψ* alone."""
+    from harness.lifecycle import Shards
+
+    store = Store(tmp_path / "harness.duckdb")
+    run = tmp_path / "runs" / "r1"
+    write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 100.0)])
+    checkpoint = (run / store_mod.SHARD_CURVES).stat().st_size
+    shards = Shards([run])
+    shards.open([checkpoint])
+    shards.write(0, "eval/return", 1000, 40.0, "left")
+    shards.write(0, "eval/return", 2000, 200.0)
+    shards.write(0, "eval/return", 2000, 50.0, "left")
+    shards.close()
+    assert store_mod.ingest_run_dirs(store, [run]) == 4  # the nominal and the "left" point at 1000 and 2000
+    with store.connect(read_only=True) as con:
+        assert con.execute("SELECT psi, step, value FROM curves ORDER BY ALL").fetchall() == [
+            ("left", 1000, 40.0), ("left", 2000, 50.0), ("nominal", 1000, 100.0), ("nominal", 2000, 200.0)]
+        assert list(store_mod.load_scores(con).raw) == [100.0, 200.0]
+        assert sorted(store_mod.load_scores(con, psi=None).psi) == ["left", "left", "nominal", "nominal"]
+    cut = checkpoint + len(json.dumps({"metric": "eval/return", "step": 1000, "value": 40.0, "psi": "left"})) + 1
+    resumed_shard(run, cut, [("eval/return", 2000, 210.0)])  # the resumed attempt: no ψ "left" at 2000 yet
+    assert '["eval/return", 2000, "left"]' in (run / store_mod.SHARD_SUPERSEDED).read_text()
+    store_mod.ingest_run_dirs(store, [run])
+    with store.connect(read_only=True) as con:
+        assert con.execute("SELECT psi, step, value FROM curves ORDER BY ALL").fetchall() == [
+            ("left", 1000, 40.0), ("nominal", 1000, 100.0), ("nominal", 2000, 210.0)]
+
+
 def test_cuts_recorded_while_the_store_was_not_ingesting_are_all_applied(tmp_path: Path) -> None:
     """Two resumes between ingests (the store was busy, or the coordinator killed), the second cut
     below the first; then a superseded record applied twice (an ingest killed after its commit)."""
