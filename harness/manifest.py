@@ -541,7 +541,7 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
     """Single-task: a job per (task, agent); multi-task: a job per (task set, agent); reward-conditioned:
     like single-task with ``tasks``, like multi-task with ``groups``."""
     units: list[tuple[str, tuple[catalog.Task, ...]]]
-    if manifest.tasks is not None:
+    if manifest.variant == "single" or (manifest.variant == "reward_conditioned" and manifest.groups is None):
         (tasks,) = task_sets.values()
         units = [(task.name, (task,)) for task in tasks]
     else:

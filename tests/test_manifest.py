@@ -223,3 +223,26 @@ def test_agents_that_never_update_need_no_warm_up(tmp_path: Path) -> None:
     raw = with_(agents={"random": {}, "frozen": {"algo": "sac", "updates_per_step": 0}}, budget=2000,
                 eval={"every": 1000, "episodes": 1})
     assert len(manifest.load(write(tmp_path, raw)).agents) == 2
+
+
+def test_a_reward_conditioned_manifest_expands_like_single_task_or_with_groups_like_multitask(
+        tmp_path: Path) -> None:
+    psi = {"unconditioned": ["base"], "eval": {"walker-run": {"speed4": {"move_speed": 4}}}}
+    data = with_(variant="reward_conditioned", tasks=["dmc/walker-run", "dmc/cheetah-run"],
+                 agents={"sac": {"warmup_steps": 1000}, "base": {"algo": "sac", "warmup_steps": 1000}}, psi=psi)
+    plan = manifest.load(write(tmp_path, data))
+    # A job per (task, agent); the conditioned agent's runs are reward_conditioned and labelled -rc,
+    # the baseline's are single-task runs evaluated under the same ψ.
+    assert [(j.tasks, j.variant, j.first.label) for j in plan.jobs] == [  # the agents as YAML sorts them
+        (("dmc/walker-run",), "single", "base"), (("dmc/walker-run",), "reward_conditioned", "sac-rc"),
+        (("dmc/cheetah-run",), "single", "base"), (("dmc/cheetah-run",), "reward_conditioned", "sac-rc")]
+    settings = plan.jobs[0].psi
+    assert settings is not None and settings.alpha == 0.5 and settings.labels == ("nominal", "speed4")
+    assert settings.evaluations[0].psi == (("stand_height", 1.2), ("move_speed", 4.0), ("direction", 1.0))
+    plain = manifest.load(write(tmp_path, with_(tasks=["dmc/walker-run"], agents=data["agents"]),
+                                "plain.yaml"))
+    assert plain.runs[0].run_id not in {r.run_id for r in plan.runs}  # the psi section is part of the id
+    grouped = {k: v for k, v in data.items() if k != "tasks"} | {"groups": {"loco": ["walker-run", "cheetah-run"]}}
+    jobs = manifest.load(write(tmp_path, grouped, "groups.yaml")).jobs
+    assert [(len(j.tasks), j.variant, j.first.label) for j in jobs] == [(2, "multitask", "base-mt"),
+                                                                        (2, "reward_conditioned", "sac-rc")]

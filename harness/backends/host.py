@@ -38,7 +38,7 @@ import agents
 from agents.base import AgentConfig
 from harness import catalog, envs
 from harness.conditioning import Conditioning
-from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate_scored, padded_sizes
+from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate, evaluate_scored, padded_sizes
 from harness.lifecycle import (
     Counters,
     JobFiles,
@@ -136,8 +136,8 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     state = init(init_keys, obs_dim + width, act_dim, n_tasks)
     steps_per_iter = n_envs * tasks[0].action_repeat
     capacity = positions_needed(cfg.replay_capacity, n_envs, job.budget, steps_per_iter)
-    _check_memory(nbytes(n_seeds, columns, capacity, obs_dim, act_dim, int(np.prod(stored or 0))),
-                  cfg.replay_capacity, job)
+    components = 0 if stored is None else stored[0] * stored[1]
+    _check_memory(nbytes(n_seeds, columns, capacity, obs_dim, act_dim, components), cfg.replay_capacity, job)
     replay = Replay(n_seeds, column_task, capacity, obs_dim, act_dim, stored)
     rng = np.random.default_rng(list(job.seeds))
     counters = Counters(next_eval=job.eval_every)
@@ -225,7 +225,7 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
                 policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
             per_run = (n_seeds, n_tasks, job.eval_episodes)
             if conditioning is None:
-                returns, successes, _ = evaluate_scored(eval_vec, policy, job.eval_episodes, counters.env_steps, None)
+                returns, successes = evaluate(eval_vec, policy, job.eval_episodes, seed=counters.env_steps)
             else:
                 returns, successes = evaluate_psi(job, conditioning, eval_vec, policy, counters.env_steps, files)
             record_evaluation(job, shards, counters, returns.reshape(per_run), successes.reshape(per_run), sps, ups)
