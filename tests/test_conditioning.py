@@ -94,6 +94,17 @@ def test_a_hand_made_batch_is_relabelled_step_by_step_before_the_n_step_sum() ->
     np.testing.assert_array_equal(batch["next_obs"][0, 0, :, 0], start + 2)
 
 
+def test_each_transition_of_a_multi_task_batch_is_relabelled_by_its_own_tasks_family() -> None:
+    job = conditioning("dmc/walker-walk", "dmc/cheetah-run")
+    task = np.array([0, 1])
+    # (transitions, repeat, components): walker's three, cheetah's one padded with NaN.
+    components = np.array([[[1.3, 1.0, 3.0]], [[5.0, np.nan, np.nan]]])
+    nominal = [job.nominal(0), job.nominal(1)]
+    # Walker-walk's ψ*: standing in full and upright (stand 1), faster than 1 m/s (move 1): 1.0.
+    # Cheetah-run's ψ*: 5 m/s of 10, linear to 0 one margin (10) below: 0.5.
+    np.testing.assert_allclose(job.reward(nominal, task, components), [1.0, 0.5])
+
+
 def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() -> None:
     job = conditioning("dmc/walker-walk", "dmc/cheetah-run", alpha=0.3)
     task = np.repeat(np.array([0, 1]), 50_000)  # (P,)
