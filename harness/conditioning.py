@@ -26,8 +26,8 @@ import numpy as np
 from harness import catalog, rewards
 from harness.manifest import NOMINAL_PSI, Job, PsiSettings
 
-Psi = list[dict[str, np.ndarray]]
-"""ψ drawn for sampled transitions: per task of the job, parameter -> values (*P)."""
+Psi = list[dict[str, Any]]
+"""ψ of sampled transitions: per task of the job, parameter -> values (*P) (or one number for all)."""
 
 
 @dataclass(frozen=True)
