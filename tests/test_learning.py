@@ -91,7 +91,7 @@ def test_reference_agent_clearly_beats_random_on_cartpole_balance(tmp_path: Path
 def test_a_reward_conditioned_agent_beats_a_nominal_only_one_under_held_out_psi(tmp_path: Path) -> None:
     """Reward-conditioned SAC against SAC trained on the nominal reward alone, on DMC cartpole-balance,
     evaluated with the cart rewarded for staying at -1 or +1 m instead of 0 (`cart_target`), 2 seeds
-    vmapped, 50k steps (~9 CPU minutes on two shared cores).
+    vmapped, 50k steps (9 to 11 minutes on two shared cores).
 
     Threshold: the conditioned agent's final return under the held-out ψ, averaged over both ψ and
     seeds, is at least 40 above the baseline's. Measured first: 868 against 782 (a gap of 86; every
