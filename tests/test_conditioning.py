@@ -105,6 +105,15 @@ def test_each_transition_of_a_multi_task_batch_is_relabelled_by_its_own_tasks_fa
     np.testing.assert_allclose(job.reward(nominal, task, components), [1.0, 0.5])
 
 
+def test_sub_steps_after_a_termination_count_nothing() -> None:
+    cheetah = rewards.FAMILIES["cheetah"]
+    # Action repeat 2, each episode ended after the first sub-step: forward at 10 m/s and backward at
+    # 10 m/s each give 1 at run speed 10; the missing sub-step (NaN) adds nothing, so each sum is 1.
+    components = np.array([[[10.0], [np.nan]], [[-10.0], [np.nan]]])  # (transitions, repeat, components)
+    psi = {"run_speed": np.array([10.0, 10.0]), "direction": np.array([1.0, -1.0])}
+    np.testing.assert_allclose(rewards.relabel(np, cheetah, psi, components), [1.0, 1.0])
+
+
 def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() -> None:
     job = conditioning("dmc/walker-walk", "dmc/cheetah-run", alpha=0.3)
     task = np.repeat(np.array([0, 1]), 50_000)  # (P,)
