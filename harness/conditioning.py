@@ -8,6 +8,8 @@ A job of a reward-conditioned manifest (:class:`harness.manifest.PsiSettings`) h
   it collects experience, and at every update a ψ drawn for each sampled transition from
   α·δ(ψ*) + (1 - α)·p_Ψ (:func:`harness.rewards.draw_psi`), with the transition's rewards
   recomputed as r_ψ from the stored components (:meth:`harness.replay.Replay.sample`).
+- An unconditioned reference agent (``psi.references``) is trained on one named evaluation ψ: its
+  sampled transitions are relabelled with that ψ, and its observations are left as they are.
 - Every agent of such a manifest, conditioned or not, is evaluated under ψ* and each named
   evaluation ψ: the episode is scored with r_ψ of its components; a conditioned policy is given ψ.
 
@@ -40,6 +42,8 @@ class Conditioning:
     conditioned: bool
     repeat: int
     """Sub-steps of a transition (the tasks' action repeat)."""
+    train_psi: str | None = None
+    """The named evaluation ψ an unconditioned reference agent trains on (None: ψ*, or drawn)."""
 
     @staticmethod
     def of(job: Job) -> Conditioning | None:
@@ -48,7 +52,12 @@ class Conditioning:
             return None
         return Conditioning(job.tasks, tuple(rewards.family(t) for t in job.tasks), job.psi,
                             job.variant == "reward_conditioned",
-                            max(catalog.resolve(t).action_repeat for t in job.tasks))
+                            max(catalog.resolve(t).action_repeat for t in job.tasks), job.train_psi)
+
+    @property
+    def relabels(self) -> bool:
+        """Whether training recomputes rewards from components (a conditioned agent or a reference)."""
+        return self.conditioned or self.train_psi is not None
 
     @property
     def width(self) -> int:
@@ -73,8 +82,10 @@ class Conditioning:
 
     def inputs(self, psis: list[dict[str, Any]], task: np.ndarray) -> np.ndarray:
         """The agent's ψ input (*P, width) for ψ ``psis[t]`` (values (*P) or numbers) of each task of
-        ``task (*P)``, zero-padded to the width."""
+        ``task (*P)``, zero-padded to the width (none for an unconditioned agent)."""
         out = np.zeros((*task.shape, self.width), np.float32)
+        if not self.conditioned:
+            return out
         for t, fam in enumerate(self.families):
             size = len(fam.params)
             values = {k: np.broadcast_to(np.asarray(v, np.float64), task.shape) for k, v in psis[t].items()}
@@ -91,7 +102,11 @@ class Conditioning:
 
     def draw(self, rng: np.random.Generator, task: np.ndarray) -> tuple[Psi, np.ndarray]:
         """ψ for sampled transitions of tasks ``task (*P)``, drawn per transition (each task's family
-        draws for all of them; a transition uses its own task's), and their input (*P, width)."""
+        draws for all of them; a transition uses its own task's), and their input (*P, width). A
+        reference agent's transitions all get its ψ (ψ* for a task without it), and no input."""
+        if self.train_psi is not None:
+            fixed = [self.evaluation(self.train_psi, t) or self.nominal(t) for t in range(len(self.tasks))]
+            return fixed, self.inputs(fixed, task)
         u = rng.random((*task.shape, 1 + self.width))  # (*P, 1 + width)
         psis = [rewards.draw_psi(np, fam, self.nominal(t), self.settings.alpha, u[..., : 1 + len(fam.params)],
                                  self.settings.distribution) for t, fam in enumerate(self.families)]

@@ -33,15 +33,17 @@ is trained conditioned on the reward parameters ψ: every sampled transition get
 uses the task's own ψ*. Every evaluation scores the policy under ψ* (``nominal``) and under each
 named ψ of ``psi.eval``. Agents listed in ``psi.unconditioned`` train on ψ* alone, as in a
 single-task (or, with ``groups``, multi-task) run, and are evaluated under the same ψ (the
-zero-shot comparison)::
+zero-shot comparison); an agent of ``psi.references`` trains, unconditioned, on one named
+evaluation ψ (the upper reference for it), on the tasks that have that ψ::
 
     variant: reward_conditioned
     tasks: [dmc/walker-run, dmc/cheetah-run]
-    agents: {sac: {}, sac_nominal: {algo: sac}}
+    agents: {sac: {}, sac_nominal: {algo: sac}, sac_speed4: {algo: sac}}
     psi:
       alpha: 0.5                     # share of ψ* among the drawn ψ (default 0.5)
       distribution: family           # p_Ψ: family (each parameter's own draw) or uniform
       unconditioned: [sac_nominal]
+      references: {sac_speed4: speed4}   # label -> the named ψ it trains on (optional)
       eval:                          # task -> name -> parameters (the others are ψ*'s)
         dmc/walker-run: {speed2: {move_speed: 2}, speed4: {move_speed: 4}}
         dmc/cheetah-run: {backwards: {direction: -1}}
@@ -125,6 +127,8 @@ class PsiSection(BaseModel):
     """p_Ψ, the distribution of the other ψ (:data:`harness.rewards.Distribution`)."""
     unconditioned: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME)]] = []
     """Agent labels trained on ψ* only (evaluated under every ψ all the same)."""
+    references: dict[str, Name] = {}
+    """Agent label -> the named evaluation ψ it is trained on, unconditioned (the upper reference)."""
     eval: dict[str, dict[Name, dict[str, Any]]] = {}
     """Task -> evaluation name -> ψ parameters (missing ones are ψ*'s)."""
 
@@ -278,6 +282,8 @@ class Job:
     psi: PsiSettings | None = None
     """The ψ settings of a job in a reward-conditioned manifest (its conditioned agents' and its
     unconditioned baselines', which are evaluated under the same ψ); None otherwise."""
+    train_psi: str | None = None
+    """The named evaluation ψ an unconditioned reference agent is trained on (None: ψ*, or conditioned)."""
 
     @property
     def first(self) -> RunSpec:
@@ -374,10 +380,15 @@ def _psi_settings(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, .
             if task.name not in rewards.BY_TASK:
                 raise InputError(f"{path}: {where}: {task.name} has no reward family, which variant: "
                                  f"reward_conditioned needs; tasks with one: {', '.join(sorted(rewards.BY_TASK))}")
-    for label in section.unconditioned:
-        if label not in manifest.agents:
-            raise InputError(f"{path}: psi.unconditioned: {short_repr(label)} is not an agent of the manifest; "
-                             f"agents: {', '.join(manifest.agents)}")
+    for key, labels in (("unconditioned", section.unconditioned), ("references", list(section.references))):
+        for label in labels:
+            if label not in manifest.agents:
+                raise InputError(f"{path}: psi.{key}: {short_repr(label)} is not an agent of the manifest; "
+                                 f"agents: {', '.join(manifest.agents)}")
+    both = sorted(set(section.unconditioned) & set(section.references))
+    if both:
+        raise InputError(f"{path}: psi.references.{both[0]}: the agent is also in psi.unconditioned; "
+                         "expected one of them")
     names = {t.name for tasks in task_sets.values() for t in tasks}
     evaluations = []
     for ref, entries in section.eval.items():
@@ -397,6 +408,16 @@ def _psi_settings(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, .
                 raise InputError(f"{path}: {exc}") from None
             order = [p.name for p in rewards.family(name).params]
             evaluations.append(EvalPsi(label, name, tuple((k, psi[k]) for k in order)))
+    for agent, label in section.references.items():
+        having = {e.task for e in evaluations if e.label == label}
+        if not having:
+            raise InputError(f"{path}: psi.references.{agent}: {short_repr(label)} is not a name of psi.eval; names: "
+                             f"{', '.join(dict.fromkeys(e.label for e in evaluations)) or '(none)'}")
+        for name, tasks in task_sets.items():
+            missing = [t.name for t in tasks if t.name not in having]
+            if manifest.groups is not None and missing:
+                raise InputError(f"{path}: psi.references.{agent}: the tasks of groups.{name} train together and "
+                                 f"{', '.join(missing)} has no ψ {label!r} in psi.eval")
     return PsiSettings(float(section.alpha), section.distribution, tuple(evaluations))
 
 
@@ -547,9 +568,14 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
     else:
         units = list(task_sets.items())
     jobs: list[Job] = []
+    references = {} if manifest.psi is None else manifest.psi.references
     for name, tasks in units:
         names = tuple(t.name for t in tasks)
         for spec in specs:
+            train_psi = references.get(spec.label)
+            if train_psi is not None and psi is not None and \
+                    not any(e.label == train_psi and e.task in names for e in psi.evaluations):
+                continue  # a reference agent trains only where its ψ is defined
             variant = _run_variant(manifest, spec)
             runs = tuple(
                 RunSpec(
@@ -571,15 +597,15 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
             jobs.append(Job(
                 job_id=_hash([r.run_id for r in runs]), agent=spec, seeds=tuple(manifest.seed_list), tasks=names,
                 budget=manifest.budget, eval_every=manifest.eval.every, eval_episodes=manifest.eval.episodes,
-                log_every=manifest.log_every, variant=variant, name=name, runs=runs, psi=psi,
+                log_every=manifest.log_every, variant=variant, name=name, runs=runs, psi=psi, train_psi=train_psi,
             ))
     return tuple(jobs)
 
 
 def _run_variant(manifest: Manifest, spec: AgentSpec) -> Variant:
-    """The variant of an agent's runs: the manifest's, except for the unconditioned baselines of a
-    reward-conditioned manifest (single-task, or multi-task with ``groups``)."""
-    if manifest.psi is None or spec.label not in manifest.psi.unconditioned:
+    """The variant of an agent's runs: the manifest's, except for the unconditioned baselines and
+    references of a reward-conditioned manifest (single-task, or multi-task with ``groups``)."""
+    if manifest.psi is None or spec.label not in (*manifest.psi.unconditioned, *manifest.psi.references):
         return manifest.variant
     return "single" if manifest.groups is None else "multitask"
 

@@ -114,6 +114,15 @@ def test_sub_steps_after_a_termination_count_nothing() -> None:
     np.testing.assert_allclose(rewards.relabel(np, cheetah, psi, components), [1.0, 1.0])
 
 
+def test_a_reference_agent_trains_on_its_one_psi_without_seeing_it() -> None:
+    job = dataclasses.replace(conditioning("dmc/walker-run"), conditioned=False, train_psi="slow")
+    job = dataclasses.replace(job, settings=PsiSettings(0.5, "family", (
+        manifest_mod.EvalPsi("slow", "dmc/walker-run", (("stand_height", 1.2), ("move_speed", 2.0),
+                                                          ("direction", 1.0))),)))
+    psis, inputs = job.draw(np.random.default_rng(0), np.zeros(5, np.int32))
+    assert job.relabels and psis[0]["move_speed"] == 2.0 and inputs.shape == (5, 0)
+
+
 def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() -> None:
     job = conditioning("dmc/walker-walk", "dmc/cheetah-run", alpha=0.3)
     task = np.repeat(np.array([0, 1]), 50_000)  # (P,)
@@ -136,10 +145,10 @@ def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() ->
 
 MANIFEST = {
     "name": "rc-test", "variant": "reward_conditioned", "tasks": ["dmc/cartpole-balance"],
-    "agents": {"sac": {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500},
-               "sac_nominal": {"algo": "sac", "hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500}},
+    "agents": {label: {"algo": "sac", "hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500}
+               for label in ("sac", "sac_nominal", "sac_left")},
     "seeds": 1, "budget": 2000, "eval": {"every": 1000, "episodes": 1}, "log_every": 100,
-    "psi": {"unconditioned": ["sac_nominal"],
+    "psi": {"unconditioned": ["sac_nominal"], "references": {"sac_left": "left"},
             "eval": {"dmc/cartpole-balance": {"left": {"cart_target": -0.5}, "same": {"cart_target": 0.0}}}},
 }
 
@@ -166,22 +175,22 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Curv
 def test_a_reward_conditioned_run_stores_curves_for_every_psi(whole: tuple[Path, Curves]) -> None:
     results, points = whole
     db = results / "harness.duckdb"
-    assert sorted(query(db, "SELECT label, variant FROM runs")) == [("sac-rc", "reward_conditioned"),
-                                                                     ("sac_nominal", "single")]
+    assert sorted(query(db, "SELECT label, variant FROM runs")) == [
+        ("sac-rc", "reward_conditioned"), ("sac_left", "single"), ("sac_nominal", "single")]
     evals: dict[tuple[str, str], list[int]] = {(label, psi): [] for label, metric, _, psi in points
                                                if metric == "eval/return"}
     for (label, metric, step, psi) in sorted(points):
         if metric == "eval/return":
             evals[label, psi].append(step)
-    assert evals == {(label, psi): [1000, 2000] for label in ("sac-rc", "sac_nominal")
+    assert evals == {(label, psi): [1000, 2000] for label in ("sac-rc", "sac_nominal", "sac_left")
                      for psi in ("nominal", "left", "same")}
     # "same" is ψ*: the same policy input and the same episodes, scored from the components as the env scores.
-    for label in ("sac-rc", "sac_nominal"):
+    for label in ("sac-rc", "sac_nominal", "sac_left"):
         for step in (1000, 2000):
             nominal, same = points[label, "eval/return", step, "nominal"], points[label, "eval/return", step, "same"]
             assert abs(nominal - same) < 1e-3, (label, step, nominal, same)
     # Queries of the task's own score see the nominal points only, once per evaluation.
-    assert query(db, "SELECT count(*) FROM curves WHERE metric = 'eval/return' AND psi = 'nominal'") == [(4,)]
+    assert query(db, "SELECT count(*) FROM curves WHERE metric = 'eval/return' AND psi = 'nominal'") == [(6,)]
 
 
 def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path, whole: tuple[Path, Curves]) -> None:

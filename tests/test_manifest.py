@@ -74,6 +74,11 @@ BAD = [
      ["psi.eval.dmc/walker-run.nominal"]),
     ("alpha out of range", RC(alpha=1.5), ["psi.alpha", "less than or equal to 1"]),
     ("unknown p_psi", RC(distribution="normal"), ["psi.distribution", "'family' or 'uniform'"]),
+    ("unknown reference psi", RC(eval={"dmc/walker-run": {"fast": {"move_speed": 4}}}, references={"sac": "slow"}),
+     ["psi.references.sac", "'slow' is not a name of psi.eval", "fast"]),
+    ("reference agent also unconditioned", RC(eval={"dmc/walker-run": {"fast": {"move_speed": 4}}},
+                                              references={"sac": "fast"}, unconditioned=["sac"]),
+     ["psi.references.sac", "also in psi.unconditioned"]),
     ("unknown unconditioned agent", RC(unconditioned=["sacc"]), ["psi.unconditioned", "'sacc'", "agents: random, sac"]),
     ("unknown variant", with_(variant="meta"), ["variant", "'single'"]),
     ("empty task list", with_(tasks=[]), ["tasks", "at least 1"]),
@@ -246,3 +251,16 @@ def test_a_reward_conditioned_manifest_expands_like_single_task_or_with_groups_l
     jobs = manifest.load(write(tmp_path, grouped, "groups.yaml")).jobs
     assert [(len(j.tasks), j.variant, j.first.label) for j in jobs] == [(2, "multitask", "base-mt"),
                                                                         (2, "reward_conditioned", "sac-rc")]
+
+
+def test_a_reference_agent_trains_on_the_tasks_that_have_its_psi(tmp_path: Path) -> None:
+    psi = {"references": {"ref": "speed4"}, "eval": {"walker-run": {"speed4": {"move_speed": 4}}}}
+    data = with_(variant="reward_conditioned", tasks=["dmc/walker-run", "dmc/cheetah-run"],
+                 agents={"sac": {"warmup_steps": 1000}, "ref": {"algo": "sac", "warmup_steps": 1000}}, psi=psi)
+    jobs = manifest.load(write(tmp_path, data)).jobs
+    assert [(j.tasks, j.variant, j.first.label, j.train_psi) for j in jobs] == [
+        (("dmc/walker-run",), "single", "ref", "speed4"), (("dmc/walker-run",), "reward_conditioned", "sac-rc", None),
+        (("dmc/cheetah-run",), "reward_conditioned", "sac-rc", None)]
+    grouped = {k: v for k, v in data.items() if k != "tasks"} | {"groups": {"loco": ["walker-run", "cheetah-run"]}}
+    with pytest.raises(InputError, match=r"psi.references.ref: .*dmc/cheetah-run has no ψ 'speed4'"):
+        manifest.load(write(tmp_path, grouped, "groups.yaml"))

@@ -13,8 +13,9 @@ simulators run; it samples the replay as it was before this step's transitions.
 
 A job of a reward-conditioned manifest (:mod:`harness.conditioning`) steps envs that measure reward
 components; a conditioned agent's replay keeps them, its observations carry ψ (ψ* when acting, a
-ψ drawn per sampled transition when learning, with the rewards recomputed), and every evaluation
-also scores the policy under each named evaluation ψ (:func:`evaluate_psi`).
+ψ drawn per sampled transition when learning, with the rewards recomputed; a reference agent's
+rewards are recomputed for its one ψ, its observations unchanged), and every evaluation also
+scores the policy under each named evaluation ψ (:func:`evaluate_psi`).
 
 Resuming is exact: a checkpoint holds the agent states, keys, replay, generator, the pending
 agent metrics, the episode keys and rewards, and every env's episode seed and actions so far, from
@@ -80,7 +81,7 @@ def train(job: Job, results: Path, progress: ProgressFn | None = None, step_work
     eval_specs = [(task, eval_env_seed(seed, t)) for seed in job.seeds for t, task in enumerate(tasks)]
     conditioning = Conditioning.of(job)
     measured = 0 if conditioning is None else conditioning.components
-    vec = _vector(train_specs, n_tasks > 1, workers, measured if conditioning and conditioning.conditioned else 0)
+    vec = _vector(train_specs, n_tasks > 1, workers, measured if conditioning and conditioning.relabels else 0)
     eval_vec = _vector(eval_specs, n_tasks > 1, workers, measured)
     try:
         files.start(_device())
@@ -122,7 +123,7 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     n_seeds, n_tasks, columns = len(job.seeds), len(tasks), len(column_task)
     n_envs = columns // n_tasks
     obs_dim, act_dim = vec.observation_size, vec.action_size
-    relabel = conditioning if conditioning is not None and conditioning.conditioned else None
+    relabel = conditioning if conditioning is not None and conditioning.relabels else None
     width = 0 if relabel is None else relabel.width
     # (repeat, components) of each stored transition, for a conditioned agent's relabelling
     stored = None if relabel is None else (relabel.repeat, relabel.components)
