@@ -1,0 +1,123 @@
+"""What the Ray and Slurm executors share: the job a worker runs, progress read from the shards, and
+retries of failed or lost jobs.
+
+A remote worker shares the results folder with the coordinator (a shared filesystem on a cluster) and
+writes only shards, run records and checkpoints there; the coordinator follows a job's progress from
+the tail of its first run's shard, and alone ingests into DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.layout import run_dir, write_run_record
+from harness.manifest import Job
+from harness.store import SHARD_CURVES
+
+#: Bytes read from the end of a shard to find a job's latest step and evaluation.
+TAIL_BYTES = 8192
+#: Seconds between two readings of the running jobs' shards.
+PROGRESS_EVERY_S = 2.0
+
+
+def remote_job(job: Job, results: str, gpu: bool, jobs_per_gpu: int, step_workers: int | None) -> str | None:
+    """The body of a Ray task or Slurm job: set the worker's environment before JAX starts, train
+    (or resume) ``job``; returns None or the error text (the runs are recorded as failed)."""
+    from harness.executor import setup_environment, train_job
+
+    setup_environment(gpu, jobs_per_gpu)
+    return train_job(job, Path(results), None, step_workers)
+
+
+def shard_progress(results: Path, job: Job) -> tuple[int, float, float | None] | None:
+    """(latest step, env steps/s, latest evaluation return) from the end of the job's first shard;
+    None before its first point."""
+    path = run_dir(results, job.first.run_id) / SHARD_CURVES
+    try:
+        with path.open("rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
+            f.seek(start)
+            lines = f.read().decode("utf-8", "replace").splitlines()[1 if start else 0:]
+    except OSError:
+        return None
+    step, sps, score = -1, 0.0, None
+    for line in lines:
+        try:
+            point = json.loads(line)
+        except ValueError:  # a line being written, or cut by the tail
+            continue
+        step = max(step, int(point["step"]))
+        if point["metric"] == "sys/env_steps_per_s":
+            sps = float(point["value"])
+        elif point["metric"] == "eval/return":
+            score = float(point["value"])
+    return None if step < 0 else (step, sps, score)
+
+
+class Retrying(ABC):
+    """A runner's bookkeeping of submitted jobs: attempts, retries and progress events.
+
+    Subclasses submit (:meth:`submit`), find the jobs that ended (:meth:`ended`), and cancel;
+    this class turns those into the coordinator's events. A job that failed (its error recorded in
+    its run records) is submitted again up to ``max_retries`` times, resuming from its checkpoint.
+    """
+
+    def __init__(self, results: Path, jobs: Sequence[Job], max_retries: int, asks_gpu: bool) -> None:
+        self.results = results
+        self.jobs = {j.job_id: j for j in jobs}
+        self.asks_gpu = asks_gpu
+        self.max_retries = max_retries
+        self.attempts: dict[str, int] = {j.job_id: 0 for j in jobs}
+        self._shown: dict[str, tuple[int, float, float | None]] = {}
+        self._progress_at = 0.0
+
+    @abstractmethod
+    def submit(self, jobs: Sequence[Job]) -> None:
+        """Submit these jobs (a first time, or again after a failure)."""
+
+    @abstractmethod
+    def ended(self, timeout: float) -> list[tuple[str, str | None]]:
+        """Jobs that ended within ``timeout`` seconds: (job_id, None or the error text)."""
+
+    @abstractmethod
+    def running(self) -> list[str]:
+        """The jobs submitted and not ended."""
+
+    def events(self, timeout: float) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        again: list[Job] = []
+        for job_id, error in self.ended(timeout):
+            if error is None:
+                out.append(("done", job_id, None))
+                continue
+            self.attempts[job_id] += 1
+            for spec in self.jobs[job_id].runs:
+                write_run_record(self.results, spec, status="failed", error=error)
+            if self.attempts[job_id] <= self.max_retries:
+                out.append(("note", job_id, f"attempt {self.attempts[job_id]} failed ({error}); submitted again "
+                                            f"({self.attempts[job_id]} of {self.max_retries} retries), it "
+                                            "resumes from its last checkpoint"))
+                again.append(self.jobs[job_id])
+            else:
+                out.append(("done", job_id, error))
+        if again:
+            self.submit(again)
+        if time.monotonic() >= self._progress_at:
+            self._progress_at = time.monotonic() + PROGRESS_EVERY_S
+            out += self._progress()
+        return out
+
+    def _progress(self) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for job_id in self.running():
+            seen = shard_progress(self.results, self.jobs[job_id])
+            if seen is not None and seen != self._shown.get(job_id):
+                self._shown[job_id] = seen
+                out.append(("progress", job_id, *seen))
+        return out
