@@ -74,6 +74,7 @@ class Retrying(ABC):
         self.asks_gpu = asks_gpu
         self.max_retries = max_retries
         self.attempts: dict[str, int] = {j.job_id: 0 for j in jobs}
+        self.notes: list[tuple[str, str]] = []  # (job_id, text) for the coordinator to print
         self._shown: dict[str, tuple[int, float, float | None]] = {}
         self._progress_at = 0.0
 
@@ -90,7 +91,8 @@ class Retrying(ABC):
         """The jobs submitted and not ended."""
 
     def events(self, timeout: float) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
+        out: list[tuple[Any, ...]] = [("note", job_id, text) for job_id, text in self.notes]
+        self.notes.clear()
         again: list[Job] = []
         for job_id, error in self.ended(timeout):
             if error is None:

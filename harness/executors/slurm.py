@@ -95,6 +95,7 @@ class SlurmRunner(Retrying):
             self.attempts[job_id] = int(entry.get("attempts", 0))
             if entry["id"] in alive:
                 self._handles[job_id] = job_class(self.folder, entry["id"])
+                self.notes.append((job_id, f"reattached to Slurm job {entry['id']} (submitted by an earlier run)"))
 
     def submit(self, jobs: Sequence[Job]) -> None:
         if not jobs:
