@@ -13,6 +13,7 @@ job that asked for a GPU records a CPU device.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,12 @@ class RayRunner(Retrying):
         return list(self._refs.values())
 
     def ended(self, timeout: float) -> list[tuple[str, str | None]]:
+        # Waiting in Python, not in ray.wait: a signal handler's exception (Ctrl-C) raised inside
+        # Ray's compiled wait comes out as a SystemError.
+        time.sleep(timeout)
         if not self._refs:
             return []
-        ready, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=timeout)
+        ready, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         out: list[tuple[str, str | None]] = []
         for ref in ready:
             job_id = self._refs.pop(ref)
