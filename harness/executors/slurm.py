@@ -95,7 +95,10 @@ class SlurmRunner(Retrying):
             self.attempts[job_id] = int(entry.get("attempts", 0))
             if entry["id"] in alive:
                 self._handles[job_id] = job_class(self.folder, entry["id"])
+                self._record[job_id] = {**entry, "state": "reattached"}
                 self.notes.append((job_id, f"reattached to Slurm job {entry['id']} (submitted by an earlier run)"))
+        if self._handles:
+            self._write_record()
 
     def submit(self, jobs: Sequence[Job]) -> None:
         if not jobs:

@@ -1,0 +1,81 @@
+"""`harness run --executor slurm` through submitit's LocalExecutor (``cluster: local``: the jobs are
+processes of this machine, started and followed as Slurm jobs are): two jobs into DuckDB, a re-run
+that submits nothing, and a coordinator restart that reattaches to its running job instead of
+submitting it twice; a cancelled job is recorded, resubmitted, and resumes.
+(A real Slurm controller: test_executor_slurm_cluster.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.executors.slurm import _process_alive, state_file
+from tests.test_executor_ray import evals, wait_for
+from tests.test_run import ROOT, harness, query, write_manifest
+
+LOCAL = ["--executor", "slurm", "executor.slurm.cluster=local"]
+
+
+def submitted(results: Path) -> dict[str, Any]:
+    path = state_file(results)
+    return dict(json.loads(path.read_text())["jobs"]) if path.exists() else {}
+
+
+def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    manifest = write_manifest(tmp_path, seeds=1, agents={"random": {}},
+                              tasks=["dmc/cartpole-balance", "dmc/pendulum-swingup"])
+    done = harness("run", str(manifest), *LOCAL, results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = query(results / "harness.duckdb", "SELECT task, status FROM runs ORDER BY task")
+    assert rows == [("dmc/cartpole-balance", "finished"), ("dmc/pendulum-swingup", "finished")]
+    assert query(results / "harness.duckdb", "SELECT count(DISTINCT run_id) FROM curves "
+                                             "WHERE metric = 'eval/return' AND step = 2000") == [(2,)]
+    jobs = submitted(results)
+    assert len(jobs) == 2 and {j["state"] for j in jobs.values()} == {"finished"}
+    assert list((results / "executor" / "slurm-logs").glob("*_result.pkl"))
+
+    again = harness("run", str(manifest), *LOCAL, results=results)
+    assert again.returncode == 0 and "2 job(s) were already finished" in again.stdout
+    assert submitted(results) == jobs
+
+
+def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    manifest = write_manifest(tmp_path, seeds=1, budget=8000, eval={"every": 1000, "episodes": 1},
+                              agents={"sac": {"hidden_dims": [64, 64], "batch_size": 64, "warmup_steps": 500}})
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results), "COLUMNS": "300"}
+    command = [sys.executable, "-m", "harness", "run", str(manifest), *LOCAL]
+    pids: list[int] = []
+    try:
+        first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 text=True, start_new_session=True)
+        wait_for("an evaluation", lambda: evals(results) >= 1 and submitted(results), first)
+        ((entry_id, entry),) = submitted(results).items()
+        pids.append(int(entry["id"]))  # with cluster: local, the Slurm job id is the job's process id
+        os.kill(first.pid, signal.SIGKILL)  # the coordinator alone (a lost login session)
+        first.wait()
+        assert _process_alive(pids[0]), "the job did not outlive its coordinator, as a Slurm job does"
+
+        second = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, start_new_session=True)
+        wait_for("the reattachment", lambda: submitted(results)[entry_id]["state"] == "reattached", second)
+        os.kill(pids[0], signal.SIGINT)  # cancels the job: its controller stops its task, as scancel does
+        out, _ = second.communicate(timeout=600)
+    finally:
+        for pid in pids:
+            if _process_alive(pid):
+                os.kill(pid, signal.SIGINT)  # the job's controller stops its task
+    assert second.returncode == 0, out
+    assert f"reattached to Slurm job {pids[0]}" in out, out
+    assert f"Slurm job {pids[0]}" in out and "submitted again" in out
+    (entry,) = submitted(results).values()
+    assert entry["id"] != str(pids[0]) and entry["attempts"] == 1 and entry["state"] == "finished"
+    steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
+    assert [s for (s,) in steps] == [1000 * k for k in range(1, 9)]
+    assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
