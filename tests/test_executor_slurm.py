@@ -79,3 +79,20 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
     assert [s for (s,) in steps] == [1000 * k for k in range(1, 9)]
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
+
+
+def test_packed_jobs_share_one_slurm_job_and_a_gpu_job_on_cpu_is_warned_of(tmp_path: Path) -> None:
+    """Two jobs packed on one GPU (jobs_per_gpu: 2): one Slurm job trains both, each in a process of
+    its own. This machine has no GPU: the jobs record a CPU device, and the coordinator says so
+    (on a GPU node they would share its GPU, with half of 0.9 of its memory each)."""
+    results = tmp_path / "results"
+    manifest = write_manifest(tmp_path, seeds=1, agents={"random": {}},
+                              tasks=["dmc/cartpole-balance", "dmc/pendulum-swingup"])
+    done = harness("run", str(manifest), *LOCAL, "executor.slurm.gpus_per_job=1", "executor.slurm.jobs_per_gpu=2",
+                   results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = submitted(results)
+    assert len(jobs) == 2 and len({j["id"] for j in jobs.values()}) == 1
+    assert {j["state"] for j in jobs.values()} == {"finished"}
+    assert " ".join(done.stdout.split()).count("asked for a GPU and ran on cpu") == 2  # lines wrap at 80
+    assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",), ("finished",)]

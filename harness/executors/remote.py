@@ -8,8 +8,11 @@ the tail of its first run's shard, and alone ingests into DuckDB.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing as mp
 import os
+import queue
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -33,6 +36,36 @@ def remote_job(job: Job, results: str, gpu: bool, jobs_per_gpu: int, step_worker
 
     setup_environment(gpu, jobs_per_gpu)
     return train_job(job, Path(results), None, step_workers)
+
+
+def remote_group(jobs: Sequence[Job], results: str, gpu: bool, jobs_per_gpu: int,
+                 step_workers: int | None) -> list[str | None]:
+    """The body of a Slurm job: its jobs (``jobs_per_gpu`` of them share its GPU), each in a process of
+    its own started after the environment is set; returns each job's error text or None."""
+    if len(jobs) == 1:
+        return [remote_job(jobs[0], results, gpu, jobs_per_gpu, step_workers)]
+    from harness.executor import setup_environment
+
+    setup_environment(gpu, jobs_per_gpu)
+    ctx = mp.get_context("spawn")
+    answers = ctx.Queue()
+    procs = [ctx.Process(target=_member, args=(answers, i, job, results, gpu, jobs_per_gpu, step_workers))
+             for i, job in enumerate(jobs)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    errors: list[str | None] = [f"worker died (exit code {proc.exitcode})" for proc in procs]
+    with contextlib.suppress(queue.Empty):
+        for _ in procs:
+            i, error = answers.get(timeout=1.0)
+            errors[i] = error
+    return errors
+
+
+def _member(answers: Any, index: int, job: Job, results: str, gpu: bool, jobs_per_gpu: int,
+            step_workers: int | None) -> None:
+    answers.put((index, remote_job(job, results, gpu, jobs_per_gpu, step_workers)))
 
 
 def shard_progress(results: Path, job: Job) -> tuple[int, float, float | None] | None:

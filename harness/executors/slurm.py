@@ -1,4 +1,5 @@
-"""The Slurm executor: one Slurm job per harness job, submitted as an array through ``submitit``.
+"""The Slurm executor: one Slurm job per harness job (or per ``jobs_per_gpu`` jobs sharing a GPU),
+submitted as an array through ``submitit``.
 
 The results folder and the log folder must be on a filesystem that the compute nodes share with
 the machine the coordinator runs on: the jobs write their shards, run records and checkpoints into
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.executors.remote import Retrying, remote_job
+from harness.executors.remote import Retrying, remote_group
 from harness.executors.settings import SlurmSettings
 from harness.manifest import Job
 
@@ -64,10 +65,10 @@ class SlurmRunner(Retrying):
                        if value is not None}
         self._executor.update_parameters(**params)
         self._args = (str(self.results), settings.gpus_per_job > 0, settings.jobs_per_gpu, step_workers)
-        self._handles: dict[str, Any] = {}  # job_id -> submitit Job
+        self._handles: dict[str, tuple[Any, list[str]]] = {}  # Slurm job id -> (submitit Job, its jobs' ids)
         self._record: dict[str, dict[str, Any]] = self._read_record()
         self._reattach(jobs)
-        self.submit([j for j in jobs if j.job_id not in self._handles])
+        self.submit([j for j in jobs if j.job_id not in self.running()])
 
     # Submitting and reattaching
 
@@ -94,27 +95,31 @@ class SlurmRunner(Retrying):
         for job_id, entry in known.items():
             self.attempts[job_id] = int(entry.get("attempts", 0))
             if entry["id"] in alive:
-                self._handles[job_id] = job_class(self.folder, entry["id"])
+                self._handles.setdefault(entry["id"], (job_class(self.folder, entry["id"]), []))[1].append(job_id)
                 self._record[job_id] = {**entry, "state": "reattached"}
                 self.notes.append((job_id, f"reattached to Slurm job {entry['id']} (submitted by an earlier run)"))
         if self._handles:
             self._write_record()
 
     def submit(self, jobs: Sequence[Job]) -> None:
+        """Submit the jobs as one array, ``jobs_per_gpu`` of them in each Slurm job."""
         if not jobs:
             return
+        k = self.settings.jobs_per_gpu
+        groups = [list(jobs[i:i + k]) for i in range(0, len(jobs), k)]
         with self._executor.batch():
-            handles = [self._executor.submit(remote_job, job, *self._args) for job in jobs]
-        for job, handle in zip(jobs, handles, strict=True):
-            self._handles[job.job_id] = handle
-            self._record[job.job_id] = {"id": str(handle.job_id), "attempts": self.attempts[job.job_id],
-                                        "state": "submitted"}
+            handles = [self._executor.submit(remote_group, group, *self._args) for group in groups]
+        for group, handle in zip(groups, handles, strict=True):
+            self._handles[str(handle.job_id)] = (handle, [job.job_id for job in group])
+            for job in group:
+                self._record[job.job_id] = {"id": str(handle.job_id), "attempts": self.attempts[job.job_id],
+                                            "state": "submitted"}
         self._write_record()
 
     # Following
 
     def running(self) -> list[str]:
-        return list(self._handles)
+        return [job_id for _, job_ids in self._handles.values() for job_id in job_ids]
 
     def _alive(self, ids: Sequence[str]) -> set[str]:
         """Which of these Slurm job ids (process ids with ``cluster: local``) may still write a result."""
@@ -131,29 +136,29 @@ class SlurmRunner(Retrying):
         from submitit.core.utils import pickle_load
 
         time.sleep(timeout)
-        alive = self._alive([str(h.job_id) for h in self._handles.values()])
+        alive = self._alive(list(self._handles))
         out: list[tuple[str, str | None]] = []
-        for job_id, handle in list(self._handles.items()):
+        for slurm_id, (handle, job_ids) in list(self._handles.items()):
             local = getattr(handle, "_process", None)
-            if local is not None and local.poll() is None:
-                continue
-            if str(handle.job_id) in alive:
+            if (local is not None and local.poll() is None) or slurm_id in alive:
                 continue
             result = handle.paths.result_pickle
+            errors: list[str | None]
             if result.exists():
                 try:
                     outcome, value = pickle_load(result)
                 except (OSError, EOFError, ValueError) as exc:
                     outcome, value = "error", f"its result {result} cannot be read: {exc}"
-                error = value if outcome == "success" else f"Slurm job {handle.job_id} failed: " \
-                    f"{str(value).strip().splitlines()[-1]}"
+                errors = list(value) if outcome == "success" else \
+                    [f"Slurm job {slurm_id} failed: {str(value).strip().splitlines()[-1]}"] * len(job_ids)
             else:
-                error = (f"Slurm job {handle.job_id} ended without a result (cancelled, pre-empted, out of time "
-                         f"or its node lost; its log: {handle.paths.stderr})")
-            del self._handles[job_id]
-            self._record[job_id] = {**self._record[job_id], "state": "failed" if error else "finished",
-                                    "attempts": self.attempts[job_id] + (1 if error else 0)}
-            out.append((job_id, error))
+                errors = [f"Slurm job {slurm_id} ended without a result (cancelled, pre-empted, out of time or its "
+                          f"node lost; its log: {handle.paths.stderr})"] * len(job_ids)
+            del self._handles[slurm_id]
+            for job_id, error in zip(job_ids, errors, strict=True):
+                self._record[job_id] = {**self._record[job_id], "state": "failed" if error else "finished",
+                                        "attempts": self.attempts[job_id] + (1 if error else 0)}
+                out.append((job_id, error))
         if out:
             self._write_record()
         return out
@@ -162,12 +167,12 @@ class SlurmRunner(Retrying):
 
     def terminate(self) -> None:
         """Cancel every job submitted or reattached (``scancel``); the next run resumes them."""
-        for handle in self._handles.values():
+        for handle, _ in self._handles.values():
             handle.cancel(check=False)
         if self.settings.cluster == "local":  # reattached processes have no handle to signal
-            for handle in self._handles.values():
-                if getattr(handle, "_process", None) is None and _process_alive(int(handle.job_id)):
-                    _signal(int(handle.job_id))
+            for slurm_id, (handle, _) in self._handles.items():
+                if getattr(handle, "_process", None) is None and _process_alive(int(slurm_id)):
+                    _signal(int(slurm_id))
         self._handles.clear()
 
     def kill(self) -> None:
