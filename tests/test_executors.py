@@ -110,3 +110,11 @@ def test_a_job_that_asked_for_a_gpu_and_ran_on_cpu_is_warned_of(tmp_path: Path) 
     assert record["device"].startswith("cpu")
     assert "asked for a GPU and ran on cpu" in out.getvalue()
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
+
+
+def test_the_filesystem_of_a_folder_is_read_from_the_mounts() -> None:
+    """What the Slurm executor's tmpfs warning reads: the longest mount point above the path."""
+    from harness.executors.slurm import filesystem
+
+    assert filesystem(Path("/proc/self")) == "proc"
+    assert filesystem(Path("/")) != ""

@@ -64,6 +64,12 @@ class SlurmRunner(Retrying):
                        (("partition", settings.partition), ("account", settings.account), ("qos", settings.qos))
                        if value is not None}
         self._executor.update_parameters(**params)
+        if settings.cluster == "slurm":
+            for what, folder in (("results folder", self.results), ("log folder", self.folder)):
+                if filesystem(folder) == "tmpfs":
+                    self.notes.append((jobs[0].job_id, f"warning: the {what} {folder} is on tmpfs, memory of this "
+                                                       "machine: compute nodes other than this one cannot see it; "
+                                                       "put it on a filesystem they share"))
         self._args = (str(self.results), settings.gpus_per_job > 0, settings.jobs_per_gpu, step_workers)
         self._handles: dict[str, tuple[Any, list[str]]] = {}  # Slurm job id -> (submitit Job, its jobs' ids)
         self._record: dict[str, dict[str, Any]] = self._read_record()
@@ -152,8 +158,11 @@ class SlurmRunner(Retrying):
                 errors = list(value) if outcome == "success" else \
                     [f"Slurm job {slurm_id} failed: {str(value).strip().splitlines()[-1]}"] * len(job_ids)
             else:
+                log = handle.paths.stderr
+                where = f"its log: {log}" if log.exists() else \
+                    f"it wrote no log to {log}: is the log folder on a filesystem the node shares with this machine?"
                 errors = [f"Slurm job {slurm_id} ended without a result (cancelled, pre-empted, out of time or its "
-                          f"node lost; its log: {handle.paths.stderr})"] * len(job_ids)
+                          f"node lost; {where})"] * len(job_ids)
             del self._handles[slurm_id]
             for job_id, error in zip(job_ids, errors, strict=True):
                 self._record[job_id] = {**self._record[job_id], "state": "failed" if error else "finished",
@@ -180,6 +189,20 @@ class SlurmRunner(Retrying):
 
     def close(self) -> None:
         self._write_record()
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (from /proc/mounts; '' where unknown)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return ""
+    path = path.resolve()
+    best, kind = -1, ""
+    for fields in mounts:
+        if len(fields) >= 3 and path.is_relative_to(fields[1]) and len(fields[1]) > best:
+            best, kind = len(fields[1]), fields[2]
+    return kind
 
 
 def _process_alive(pid: int) -> bool:
