@@ -179,6 +179,9 @@ def run(
         n_workers = workers or settings.workers or executor.default_workers() * settings.jobs_per_gpu
         settings = dataclasses.replace(settings, workers=n_workers)
         runs_on = f"workers: {n_workers}"
+    elif workers is not None:
+        raise InputError(f"--workers sets the local executor's worker processes; with --executor {executor_name}, "
+                         "set cpus_per_job, gpus_per_job or jobs_per_gpu in its settings (docs/scaling.md)")
     else:
         n_workers, runs_on = 1, f"executor: {executor_name}"
     _print_plan(plan, out, runs_on, extra, verbose)

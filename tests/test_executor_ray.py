@@ -1,6 +1,7 @@
 """`harness run --executor ray` against a real Ray runtime that the tests start (two CPUs): curves
 equal the local executor's, a killed Ray worker's job is recorded, resubmitted and resumes from its
-checkpoint, Ctrl-C cancels the tasks, and the same command run again finishes what was left."""
+checkpoint, Ctrl-C cancels the tasks, a coordinator killed with -9 takes its tasks with it, and the
+same command run again finishes what was left."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def test_two_jobs_through_ray_equal_the_local_executor(tmp_path: Path, ray_addre
     assert points["ray"] == points["local"]
 
 
-def test_a_killed_worker_resumes_ctrl_c_cancels_and_a_rerun_finishes(tmp_path: Path, ray_address: str) -> None:
+def test_a_killed_worker_resumes_ctrl_c_and_kill_9_end_the_tasks_and_a_rerun_finishes(
+        tmp_path: Path, ray_address: str) -> None:
     results = tmp_path / "results"
     manifest = write_manifest(tmp_path, seeds=1, budget=8000, eval={"every": 1000, "episodes": 1},
                               agents={"sac": {"hidden_dims": [64, 64], "batch_size": 64, "warmup_steps": 500}})
@@ -98,6 +100,20 @@ def test_a_killed_worker_resumes_ctrl_c_cancels_and_a_rerun_finishes(tmp_path: P
     while ray_workers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not ray_workers(), "Ctrl-C left a Ray task running"
+
+    # kill -9 of the coordinator: Ray ends the tasks of its driver, and a re-run resumes the job.
+    at_stop = evals(results)
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        wait_for("training past the stop", lambda: evals(results) > at_stop and ray_workers(), proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while ray_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ray_workers(), "a Ray task outlived its coordinator"
 
     again = harness("run", str(manifest), *command[5:], results=results)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -14,6 +14,7 @@ job that asked for a GPU records a CPU device.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,10 @@ class RayRunner(Retrying):
         self._started = not ray.is_initialized()
         if self._started:
             extra: dict[str, Any] = {"include_dashboard": False} if settings.address is None else {}
-            ray.init(address=settings.address, runtime_env=settings.runtime_env or None, log_to_driver=False,
-                     **extra)
+            with warnings.catch_warnings():  # JAX's warning on fork: Ray's fork is followed by an exec at once
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+                ray.init(address=settings.address, runtime_env=settings.runtime_env or None, log_to_driver=False,
+                         **extra)
         gpus = settings.gpus_per_job / settings.jobs_per_gpu
         options: dict[str, Any] = {} if self._started or not settings.runtime_env else \
             {"runtime_env": settings.runtime_env}
