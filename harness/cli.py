@@ -263,14 +263,16 @@ def _warn_slow_jobs(plan: Any, known: dict[str, tuple[int, int]] | None) -> None
     (:mod:`harness.cost`: an estimate from the update's operation count, before anything runs)."""
     from rich.text import Text
 
-    from harness import cost
     from harness.executor import visible_gpus
 
-    if visible_gpus():
-        return
-    first: dict[str, Any] = {}  # agent label -> its first job
+    first: dict[str, Any] = {}  # agent label -> its first job of an agent that learns
     for job in plan.jobs:
-        first.setdefault(job.agent.label, job)
+        if job.agent.config.updates_per_step > 0:
+            first.setdefault(job.agent.label, job)
+    if not first or visible_gpus():
+        return
+    from harness import cost
+
     rate = None
     for job in first.values():
         sizes = (max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)) if known else \
@@ -482,7 +484,7 @@ def list_agents() -> None:
     table = Table(title="agents")
     for col in ("agent", "description", "config keys (defaults)"):
         table.add_column(col)
-    for agent in agents.AGENTS.values():
+    for agent in agents.every():
         keys = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(agent.config_cls))
         table.add_row(agent.name, agent.description, keys)
     console.print(table)

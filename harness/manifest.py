@@ -369,10 +369,10 @@ def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
         raise InputError(f"{where}: expected a mapping of config overrides, got {short_repr(entry)}")
     overrides = dict(entry)
     algo = overrides.pop("algo", label)
-    if not isinstance(algo, str) or algo not in agents.AGENTS:
+    if not isinstance(algo, str) or algo not in agents.MODULES:
         raise InputError(f"{where}{'.algo' if 'algo' in entry else ''}: unknown agent {short_repr(algo)}; "
-                         f"valid agents: {', '.join(sorted(agents.AGENTS))}")
-    cls = agents.AGENTS[algo].config_cls
+                         f"valid agents: {', '.join(sorted(agents.MODULES))}")
+    cls = agents.get(algo).config_cls
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
