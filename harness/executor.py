@@ -34,7 +34,7 @@ from harness.executors.settings import packing_env
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
 from harness.processes import die_with_parent, without_main
-from harness.store import SHARD_RUN, read_record
+from harness.runfiles import SHARD_RUN, read_record
 
 if TYPE_CHECKING:
     from harness.executors import Runner

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.layout import run_dir, write_run_record
 from harness.manifest import Job
-from harness.store import SHARD_CURVES
+from harness.runfiles import SHARD_CURVES
 
 #: Bytes read from the end of a shard to find a job's latest step and evaluation.
 TAIL_BYTES = 8192
