@@ -96,3 +96,18 @@ def test_packed_jobs_share_one_slurm_job_and_a_gpu_job_on_cpu_is_warned_of(tmp_p
     assert {j["state"] for j in jobs.values()} == {"finished"}
     assert " ".join(done.stdout.split()).count("asked for a GPU and ran on cpu") == 2  # lines wrap at 80
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",), ("finished",)]
+
+
+def test_a_failing_job_is_recorded_retried_up_to_max_retries_and_the_others_finish(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    manifest = write_manifest(tmp_path, seeds=1, agents={"random": {}},
+                              tasks=["dmc/cartpole-balance", "myosuite/myoNoSuchTask-v0"])
+    done = harness("run", str(manifest), *LOCAL, "executor.slurm.max_retries=1", results=results)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = " ".join(done.stdout.split())  # lines wrap at 80
+    assert text.count("submitted again (1 of 1 retries)") == 1 and "1 of 2 run group(s) failed" in done.stderr
+    rows = query(results / "harness.duckdb", "SELECT task, status, error FROM runs ORDER BY task")
+    assert rows[0][:2] == ("dmc/cartpole-balance", "finished")
+    assert rows[1][:2] == ("myosuite/myoNoSuchTask-v0", "failed")
+    assert "myoNoSuchTask" in str(rows[1][2]) and "Traceback" in str(rows[1][2])  # the worker's own record
+    assert sorted(j["attempts"] for j in submitted(results).values()) == [0, 2]  # the first try and one retry

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.layout import run_dir, write_run_record
 from harness.manifest import Job
-from harness.runfiles import SHARD_CURVES
+from harness.runfiles import SHARD_CURVES, SHARD_RUN, read_record
 
 #: Bytes read from the end of a shard to find a job's latest step and evaluation.
 TAIL_BYTES = 8192
@@ -132,8 +132,11 @@ class Retrying(ABC):
                 out.append(("done", job_id, None))
                 continue
             self.attempts[job_id] += 1
-            for spec in self.jobs[job_id].runs:
-                write_run_record(self.results, spec, status="failed", error=error)
+            for spec in self.jobs[job_id].runs:  # unless the worker recorded this error itself, with its traceback
+                path = run_dir(self.results, spec.run_id) / SHARD_RUN
+                recorded = read_record(path) if path.exists() else {}
+                if recorded.get("status") != "failed" or not str(recorded.get("error") or "").startswith(error):
+                    write_run_record(self.results, spec, status="failed", error=error)
             if self.attempts[job_id] <= self.max_retries:
                 out.append(("note", job_id, f"attempt {self.attempts[job_id]} failed ({error}); submitted again "
                                             f"({self.attempts[job_id]} of {self.max_retries} retries), it "
