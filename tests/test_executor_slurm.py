@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,9 @@ def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> Non
 
 def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    manifest = write_manifest(tmp_path, seeds=1, budget=8000, eval={"every": 1000, "episodes": 1},
-                              agents={"sac": {"hidden_dims": [64, 64], "batch_size": 64, "warmup_steps": 500}})
+    # The random agent: checkpoints and resumes like any agent, and its 30 evaluations take seconds.
+    manifest = write_manifest(tmp_path, seeds=1, budget=30_000, eval={"every": 1000, "episodes": 1},
+                              agents={"random": {}})
     env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results), "COLUMNS": "300"}
     command = [sys.executable, "-m", "harness", "run", str(manifest), *LOCAL]
     pids: list[int] = []
@@ -77,7 +79,7 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
     (entry,) = submitted(results).values()
     assert entry["id"] != str(pids[0]) and entry["attempts"] == 1 and entry["state"] == "finished"
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
-    assert [s for (s,) in steps] == [1000 * k for k in range(1, 9)]
+    assert [s for (s,) in steps] == [1000 * k for k in range(1, 31)]
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
 
 
@@ -111,3 +113,29 @@ def test_a_failing_job_is_recorded_retried_up_to_max_retries_and_the_others_fini
     assert rows[1][:2] == ("myosuite/myoNoSuchTask-v0", "failed")
     assert "myoNoSuchTask" in str(rows[1][2]) and "Traceback" in str(rows[1][2])  # the worker's own record
     assert sorted(j["attempts"] for j in submitted(results).values()) == [0, 2]  # the first try and one retry
+
+
+def test_ctrl_c_cancels_the_submitted_jobs(tmp_path: Path) -> None:
+    """SIGINT to the coordinator alone (not its process group): it cancels its Slurm job itself."""
+    results = tmp_path / "results"
+    manifest = write_manifest(tmp_path, seeds=1, budget=50_000, eval={"every": 1000, "episodes": 1},
+                              agents={"random": {}})
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(manifest), *LOCAL], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    pid = 0
+    try:
+        wait_for("an evaluation", lambda: evals(results) >= 1 and submitted(results), proc)
+        pid = int(next(iter(submitted(results).values()))["id"])
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out
+        deadline = time.monotonic() + 15
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _process_alive(pid), "Ctrl-C left the Slurm job running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if pid and _process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
