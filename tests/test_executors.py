@@ -118,3 +118,24 @@ def test_the_filesystem_of_a_folder_is_read_from_the_mounts() -> None:
 
     assert filesystem(Path("/proc/self")) == "proc"
     assert filesystem(Path("/")) != ""
+
+
+def test_a_resubmitted_job_waits_for_its_earlier_attempt_to_die(tmp_path: Path) -> None:
+    """The job lock of remote workers: held by a process (an earlier attempt being stopped), it is
+    taken once that process is killed, and a wait that runs out is an error naming the lock."""
+    from harness.executors.remote import job_lock
+
+    code = ("import sys, time; from pathlib import Path; from harness.executors.remote import job_lock\n"
+            "with job_lock(Path(sys.argv[1]), 'j1'):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(TimeoutError, match=r"another process still trains job j1 .*/j1\.lock"), \
+                job_lock(tmp_path, "j1", wait_s=1.0):
+            pass
+        holder.kill()  # as kill -9: the kernel drops its lock
+        with job_lock(tmp_path, "j1", wait_s=10.0):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()

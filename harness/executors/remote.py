@@ -9,13 +9,14 @@ the tail of its first run's shard, and alone ingests into DuckDB.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import multiprocessing as mp
 import os
 import queue
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from harness.runfiles import SHARD_CURVES, SHARD_RUN, read_record
 TAIL_BYTES = 8192
 #: Seconds between two readings of the running jobs' shards.
 PROGRESS_EVERY_S = 2.0
+#: Longest wait of a job for an earlier attempt of it to stop (see :func:`job_lock`).
+LOCK_WAIT_S = 600.0
 
 
 def remote_job(job: Job, results: str, gpu: bool, jobs_per_gpu: int, step_workers: int | None) -> str | None:
@@ -35,7 +38,36 @@ def remote_job(job: Job, results: str, gpu: bool, jobs_per_gpu: int, step_worker
     from harness.executor import setup_environment, train_job
 
     setup_environment(gpu, jobs_per_gpu)
-    return train_job(job, Path(results), None, step_workers)
+    try:
+        with job_lock(Path(results), job.job_id):
+            return train_job(job, Path(results), None, step_workers)
+    except TimeoutError as exc:
+        return str(exc)
+
+
+@contextlib.contextmanager
+def job_lock(results: Path, job_id: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the job's lock file while it trains: a resubmitted job waits here for an earlier attempt
+    whose process is still being stopped (a Ray worker of a lost driver, a cancelled Slurm job in its
+    kill wait), so two processes never write one job's shards. The kernel releases the lock of a
+    process that dies, however it dies."""
+    path = results / "executor" / "locks" / f"{job_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another process still trains job {job_id} after {wait_s:g} s (it holds "
+                                       f"{path}); stop it and run the same command again") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def remote_group(jobs: Sequence[Job], results: str, gpu: bool, jobs_per_gpu: int,
