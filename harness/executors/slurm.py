@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
+from harness.errors import InputError, StorageError
 from harness.executors.remote import Retrying, remote_group
 from harness.executors.settings import SlurmSettings
 from harness.manifest import Job
@@ -72,6 +72,7 @@ class SlurmRunner(Retrying):
                                                        "put it on a filesystem they share"))
         self._args = (str(self.results), settings.gpus_per_job > 0, settings.jobs_per_gpu, step_workers)
         self._handles: dict[str, tuple[Any, list[str]]] = {}  # Slurm job id -> (submitit Job, its jobs' ids)
+        self._earlier_folder = self.folder
         self._record: dict[str, dict[str, Any]] = self._read_record()
         self._reattach(jobs)
         self.submit([j for j in jobs if j.job_id not in self.running()])
@@ -79,9 +80,17 @@ class SlurmRunner(Retrying):
     # Submitting and reattaching
 
     def _read_record(self) -> dict[str, dict[str, Any]]:
+        """The jobs an earlier run submitted to the same cluster; their log folder is where their results land."""
         path = state_file(self.results)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        return dict(data.get("jobs", {})) if data.get("cluster") == self.settings.cluster else {}
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError as exc:
+            raise StorageError(f"{path}: not valid JSON ({exc}); move it aside to follow no earlier Slurm jobs (the "
+                               "unfinished ones are then submitted again)") from None
+        if data.get("cluster") != self.settings.cluster:
+            return {}
+        self._earlier_folder = Path(data.get("folder") or self.folder)
+        return dict(data.get("jobs", {}))
 
     def _write_record(self) -> None:
         path = state_file(self.results)
@@ -101,7 +110,8 @@ class SlurmRunner(Retrying):
         for job_id, entry in known.items():
             self.attempts[job_id] = int(entry.get("attempts", 0))
             if entry["id"] in alive:
-                self._handles.setdefault(entry["id"], (job_class(self.folder, entry["id"]), []))[1].append(job_id)
+                handle: Any = job_class(self._earlier_folder, entry["id"])
+                self._handles.setdefault(entry["id"], (handle, []))[1].append(job_id)
                 self._record[job_id] = {**entry, "state": "reattached"}
                 self.notes.append((job_id, f"reattached to Slurm job {entry['id']} (submitted by an earlier run)"))
         if self._handles:
