@@ -19,10 +19,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,9 +30,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness import store as store_mod
 from harness.errors import StoreBusy
+from harness.executors.settings import packing_env
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
 from harness.processes import die_with_parent, without_main
+from harness.runfiles import SHARD_RUN, read_record
+
+if TYPE_CHECKING:
+    from harness.executors import Runner
 
 
 @dataclass(frozen=True)
@@ -90,38 +95,47 @@ class Interrupted(Exception):
         return 128 + self.signum
 
 
-def _setup_worker(gpu: str | None) -> None:
+def _setup_worker(gpu: str | None, jobs_per_gpu: int = 1) -> None:
     """Environment of a worker process, before it imports JAX or a simulator."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
+    setup_environment(gpu is not None, jobs_per_gpu)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    else:
+
+
+def setup_environment(gpu: bool, jobs_per_gpu: int = 1) -> None:
+    """The variables a worker of any executor sets before JAX loads (a user's own values win):
+    deterministic XLA:CPU without a GPU, no renderer, JAX's memory share of a packed GPU."""
+    if not gpu:
         os.environ.setdefault("XLA_FLAGS", CPU_DETERMINISTIC_XLA_FLAGS)
     os.environ.setdefault("MUJOCO_GL", "disable")
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    for key, value in packing_env(jobs_per_gpu).items():
+        os.environ.setdefault(key, value)
 
 
-def _worker(jobs: Any, events: Any, results: Path, gpu: str | None, step_workers: int | None) -> None:
+def _worker(jobs: Any, events: Any, results: Path, gpu: str | None, step_workers: int | None,
+            jobs_per_gpu: int = 1) -> None:
     """A worker process: train the jobs it takes from ``jobs`` until it takes None; report on
     ``events``: ("start", job_id, pid), ("progress", job_id, steps, sps, last_eval) and ("done",
     job_id, error or None)."""
-    _setup_worker(gpu)
-    while (job := jobs.get()) is not None:
-        events.put(("start", job.job_id, os.getpid()))
-        events.put(("done", job.job_id, _work(job, results, events, step_workers)))
-
-
-def _work(job: Job, results: Path, events: Any, step_workers: int | None) -> str | None:
-    """Train one job; returns None, or the error text (the runs are recorded as failed)."""
+    _setup_worker(gpu, jobs_per_gpu)
 
     def report(job_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
         events.put(("progress", job_id, steps, sps, last_eval))
 
+    while (job := jobs.get()) is not None:
+        events.put(("start", job.job_id, os.getpid()))
+        events.put(("done", job.job_id, train_job(job, results, report, step_workers)))
+
+
+def train_job(job: Job, results: Path, progress: Any = None, step_workers: int | None = None) -> str | None:
+    """Train one job in a worker of any executor; returns None, or the error text (the runs are
+    recorded as failed). ``progress``: a :data:`harness.lifecycle.ProgressFn` or None."""
     from harness import backends  # imported in the worker: it loads JAX and simulators
 
     try:
-        backends.train(job, results, report, step_workers)
+        backends.train(job, results, progress, step_workers)
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
         detail = traceback.format_exc(limit=8)
@@ -138,9 +152,12 @@ def _work(job: Job, results: Path, events: Any, step_workers: int | None) -> str
 # Coordinator side
 
 
-def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None) -> Outcome:
+def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None,
+            launch: Callable[[Path, Sequence[Job]], Runner] | None = None) -> Outcome:
     """Run every unfinished job of the plan; ingest shards into ``results/harness.duckdb``.
     ``step_workers``: processes stepping each job's simulators (None: the backend's default).
+    ``launch``: starts the jobs on an executor (:func:`harness.executors.launcher`); None: ``workers``
+    local worker processes.
 
     SIGINT or SIGTERM stops every worker at once (their jobs resume from their last checkpoints)
     and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
@@ -157,7 +174,7 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     if not todo:
         ingester.finish(console)
         return Outcome((), skipped, ())
-    pool = _Pool(results, min(workers, len(todo)), step_workers, todo)
+    pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
     stopping: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
@@ -190,7 +207,7 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
             signal.signal(s, handler)
 
 
-def _supervise(pool: _Pool, ingester: _Ingester, progress: Progress, bars: dict[str, Any],
+def _supervise(pool: Runner, ingester: _Ingester, progress: Progress, bars: dict[str, Any],
                skipped: tuple[str, ...]) -> Outcome:
     """Follow the workers until every job is done: progress, ingests, failures, dead workers."""
     finished: list[str] = []
@@ -204,12 +221,18 @@ def _supervise(pool: _Pool, ingester: _Ingester, progress: Progress, bars: dict[
                 steps, sps, last_eval = rest
                 score = "-" if last_eval is None else f"{last_eval:.1f}"
                 progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
+            elif kind == "note":
+                progress.console.print(f"{describe(job)}: {escape(rest[0])}")
             elif kind == "done":
                 error = rest[0]
                 ingester.soon()
                 if error is None:
                     finished.append(job_id)
                     progress.update(bars[job_id], completed=job.budget)
+                    if pool.asks_gpu and (device := recorded_device(ingester.results, job)).startswith("cpu"):
+                        progress.console.print(f"[yellow]warning:[/] {describe(job)} asked for a GPU and ran on "
+                                               f"{escape(device)} (its run record says so): is a GPU visible to "
+                                               "its worker, and is JAX's CUDA build installed there?")
                 else:
                     failed.append((job_id, error))
                     progress.update(bars[job_id], description=f"[red]FAILED[/] {describe(job)}")
@@ -314,12 +337,14 @@ class _Ingester:
 
 
 class _Pool:
-    """Worker processes (spawned, one GPU each when there are GPUs) taking jobs from a queue.
+    """The local executor: worker processes (spawned, one GPU each when there are GPUs, or
+    ``jobs_per_gpu`` per GPU) taking jobs from a queue.
 
     A worker that dies (a crash in a simulator, an OOM kill) fails the job it held, recorded as
     such, and is replaced while jobs remain."""
 
-    def __init__(self, results: Path, workers: int, step_workers: int | None, jobs: Sequence[Job]) -> None:
+    def __init__(self, results: Path, workers: int, step_workers: int | None, jobs: Sequence[Job],
+                 jobs_per_gpu: int = 1) -> None:
         self.results = results
         self.jobs = {j.job_id: j for j in jobs}
         self._ctx = mp.get_context("spawn")
@@ -330,7 +355,9 @@ class _Pool:
             self._queue.put(job)
         for _ in range(workers):
             self._queue.put(None)
-        self._free_gpus = visible_gpus()
+        self._jobs_per_gpu = jobs_per_gpu
+        self._free_gpus = [gpu for gpu in visible_gpus() for _ in range(jobs_per_gpu)]
+        self.asks_gpu = bool(self._free_gpus)
         self._procs: dict[int, tuple[Any, str | None]] = {}  # pid -> (process, its GPU)
         self._holding: dict[int, str] = {}  # pid -> the job it trains
         self._done: set[str] = set()
@@ -340,7 +367,7 @@ class _Pool:
 
     def _start(self, gpu: str | None) -> None:
         proc = self._ctx.Process(target=_worker, args=(self._queue, self._events, self.results, gpu,
-                                                       self._step_workers))
+                                                       self._step_workers, self._jobs_per_gpu))
         with without_main():
             proc.start()
         assert proc.pid is not None
@@ -418,6 +445,12 @@ def describe(job: Job) -> str:
     text escaped, so a label like ``[/x]`` prints as it is)."""
     what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
     return escape(f"{what} · {job.first.label} · {len(job.seeds)} seeds")
+
+
+def recorded_device(results: Path, job: Job) -> str:
+    """The device the job's first run record says it trained on ('' when not recorded)."""
+    path = run_dir(results, job.first.run_id) / SHARD_RUN
+    return str((read_record(path) if path.exists() else {}).get("device") or "")
 
 
 def _rebuild_if_new(store: store_mod.Store, results: Path) -> None:
