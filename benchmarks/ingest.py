@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import executor, manifest, runfiles
+from harness import executor, manifest, runfiles, worker
 from harness import store as store_mod
 
 METRICS = ("agent/critic_loss", "agent/actor_loss", "agent/temperature", "agent/q_mean", "agent/critic_grad_norm",
@@ -104,7 +104,7 @@ def part1(lines: list[int], tmp: Path) -> None:
 
 def train(manifest_path: Path, index: int, results: Path) -> None:
     """A worker: train job ``index`` of the manifest (the executor's worker set-up, then the backend)."""
-    executor._setup_worker(None)
+    worker.setup_local_worker(None)
     from harness import backends
 
     plan = manifest.load(manifest_path, [])

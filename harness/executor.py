@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,11 +29,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness import store as store_mod
 from harness.errors import StoreBusy
-from harness.executors.settings import packing_env
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
-from harness.processes import die_with_parent, without_main
+from harness.processes import without_main
 from harness.runfiles import SHARD_RUN, read_record
+from harness.worker import serve
 
 if TYPE_CHECKING:
     from harness.executors import Runner
@@ -72,16 +71,6 @@ def job_state(results: Path, job: Job) -> str:
     return "new" if statuses == {None} else "resumable"
 
 
-# ----------------------------------------------------------------------------------------------
-# Worker side
-
-
-#: XLA:CPU with one intra-op thread: multi-threaded Eigen contractions may sum in a different order
-#: from run to run, and a 1e-7 difference grows into a different curve. Costs about 30% of update
-#: speed on two cores (the other core steps the simulators meanwhile). A user's XLA_FLAGS win.
-CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
-
 class Interrupted(Exception):
     """The coordinator was stopped by SIGINT (Ctrl-C) or SIGTERM; its workers are stopped too."""
 
@@ -93,59 +82,6 @@ class Interrupted(Exception):
     def exit_code(self) -> int:
         """128 + the signal's number, as a shell reports a process ended by it (130, 143)."""
         return 128 + self.signum
-
-
-def _setup_worker(gpu: str | None, jobs_per_gpu: int = 1) -> None:
-    """Environment of a worker process, before it imports JAX or a simulator."""
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
-    setup_environment(gpu is not None, jobs_per_gpu)
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-
-
-def setup_environment(gpu: bool, jobs_per_gpu: int = 1) -> None:
-    """The variables a worker of any executor sets before JAX loads (a user's own values win):
-    deterministic XLA:CPU without a GPU, no renderer, JAX's memory share of a packed GPU."""
-    if not gpu:
-        os.environ.setdefault("XLA_FLAGS", CPU_DETERMINISTIC_XLA_FLAGS)
-    os.environ.setdefault("MUJOCO_GL", "disable")
-    for key, value in packing_env(jobs_per_gpu).items():
-        os.environ.setdefault(key, value)
-
-
-def _worker(jobs: Any, events: Any, results: Path, gpu: str | None, step_workers: int | None,
-            jobs_per_gpu: int = 1) -> None:
-    """A worker process: train the jobs it takes from ``jobs`` until it takes None; report on
-    ``events``: ("start", job_id, pid), ("progress", job_id, steps, sps, last_eval) and ("done",
-    job_id, error or None)."""
-    _setup_worker(gpu, jobs_per_gpu)
-
-    def report(job_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
-        events.put(("progress", job_id, steps, sps, last_eval))
-
-    while (job := jobs.get()) is not None:
-        events.put(("start", job.job_id, os.getpid()))
-        events.put(("done", job.job_id, train_job(job, results, report, step_workers)))
-
-
-def train_job(job: Job, results: Path, progress: Any = None, step_workers: int | None = None) -> str | None:
-    """Train one job in a worker of any executor; returns None, or the error text (the runs are
-    recorded as failed). ``progress``: a :data:`harness.lifecycle.ProgressFn` or None."""
-    from harness import backends  # imported in the worker: it loads JAX and simulators
-
-    try:
-        backends.train(job, results, progress, step_workers)
-    except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}"
-        detail = traceback.format_exc(limit=8)
-        try:
-            for spec in job.runs:
-                write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
-        except OSError as record_exc:  # a full disk: the coordinator still hears why the job failed
-            text += f" (its run records could not be written either: {record_exc})"
-        return text
-    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,7 +302,7 @@ class _Pool:
             self._start(self._free_gpus.pop(0) if self._free_gpus else None)
 
     def _start(self, gpu: str | None) -> None:
-        proc = self._ctx.Process(target=_worker, args=(self._queue, self._events, self.results, gpu,
+        proc = self._ctx.Process(target=serve, args=(self._queue, self._events, self.results, gpu,
                                                        self._step_workers, self._jobs_per_gpu))
         with without_main():
             proc.start()

@@ -72,9 +72,9 @@ def test_a_manifest_of_the_random_agent_is_read_without_jax(tmp_path: Path) -> N
 
 
 def test_what_a_worker_writes_with_loads_no_store() -> None:
-    """Run records, shards and checkpoints are written without DuckDB or pandas (the store's
-    dependencies), which a training worker never needs."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import harness.layout, harness.lifecycle"],
+    """A worker process (harness.worker, the target of every executor's workers) writes run records,
+    shards and checkpoints without DuckDB or pandas (the store's dependencies), which it never needs."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import harness.worker, harness.lifecycle"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     top = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
     assert "harness" in top

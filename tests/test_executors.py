@@ -81,7 +81,7 @@ def test_packing_env_shares_a_gpu_memory_between_its_jobs() -> None:
 def test_a_worker_sets_the_packing_variables_before_jax_starts() -> None:
     """The worker set-up of every executor, in a fresh process: JAX is initialised after it and
     reads the variables (on CPU it ignores the GPU memory share, so the variables are what we check)."""
-    code = ("import os; from harness.executor import setup_environment; setup_environment(True, 3); "
+    code = ("import os; from harness.worker import setup_environment; setup_environment(True, 3); "
             "import jax; jax.devices(); "
             "print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'], os.environ['XLA_PYTHON_CLIENT_MEM_FRACTION'], "
             "'XLA_FLAGS' in os.environ)")

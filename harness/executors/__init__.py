@@ -1,6 +1,6 @@
 """Executors: where the jobs of ``harness run`` train.
 
-Every executor runs :func:`harness.executor.train_job` (which calls :func:`harness.backends.train`)
+Every executor runs :func:`harness.worker.train_job` (which calls :func:`harness.backends.train`)
 for each job in a worker of its own; workers write shards under the results folder, and the
 coordinator (:func:`harness.executor.execute`) alone ingests them into DuckDB. An executor is a
 :class:`Runner` that the coordinator polls for events.

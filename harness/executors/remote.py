@@ -35,7 +35,7 @@ LOCK_WAIT_S = 600.0
 def remote_job(job: Job, results: str, gpu: bool, jobs_per_gpu: int, step_workers: int | None) -> str | None:
     """The body of a Ray task or Slurm job: set the worker's environment before JAX starts, train
     (or resume) ``job``; returns None or the error text (the runs are recorded as failed)."""
-    from harness.executor import setup_environment, train_job
+    from harness.worker import setup_environment, train_job
 
     setup_environment(gpu, jobs_per_gpu)
     try:
@@ -76,7 +76,7 @@ def remote_group(jobs: Sequence[Job], results: str, gpu: bool, jobs_per_gpu: int
     its own started after the environment is set; returns each job's error text or None."""
     if len(jobs) == 1:
         return [remote_job(jobs[0], results, gpu, jobs_per_gpu, step_workers)]
-    from harness.executor import setup_environment
+    from harness.worker import setup_environment
 
     setup_environment(gpu, jobs_per_gpu)
     ctx = mp.get_context("spawn")
