@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-import jax
+if TYPE_CHECKING:  # annotations only: importing the interface loads no JAX
+    import jax
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Batch(NamedTuple):
 
 C = TypeVar("C", bound=AgentConfig)
 S = TypeVar("S")
-Metrics = dict[str, jax.Array]
+Metrics = dict[str, "jax.Array"]
 
 
 @dataclass(frozen=True)

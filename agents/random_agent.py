@@ -1,14 +1,20 @@
-"""The random agent: uniform actions in [-1, 1], no learning. The floor every agent must beat."""
+"""The random agent: uniform actions in [-1, 1], no learning. The floor every agent must beat.
+
+A host runner draws its actions with numpy (``uniform_actions``); ``act`` (traced by the batched
+device backend) imports JAX when called, so reading a manifest of the random agent loads no JAX.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import jax
-import jax.numpy as jnp
+import numpy as np
 
 from agents.base import Agent, AgentConfig, Batch, Metrics
+
+if TYPE_CHECKING:
+    import jax
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,12 @@ class RandomConfig(AgentConfig):
 
 
 class RandomState(NamedTuple):
-    action_template: jax.Array  # (act_dim,) zeros: carries the action shape as a pytree leaf
+    action_template: np.ndarray  # (act_dim,) zeros: carries the action shape as a pytree leaf
 
 
 def init(cfg: RandomConfig, key: jax.Array, obs_dim: int, act_dim: int, num_tasks: int) -> RandomState:
     del cfg, key, obs_dim, num_tasks
-    return RandomState(action_template=jnp.zeros((act_dim,), jnp.float32))
+    return RandomState(action_template=np.zeros((act_dim,), np.float32))
 
 
 def act(
@@ -37,6 +43,8 @@ def act(
     episode_key: jax.Array, deterministic: bool,
 ) -> jax.Array:
     """A uniform action in [-1, 1]; deterministic evaluation is random too (there is no policy)."""
+    import jax
+
     del cfg, obs, task_id, episode_key, deterministic
     return jax.random.uniform(key, state.action_template.shape, minval=-1.0, maxval=1.0)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import executor, manifest
+from harness import executor, manifest, runfiles, worker
 from harness import store as store_mod
 
 METRICS = ("agent/critic_loss", "agent/actor_loss", "agent/temperature", "agent/q_mean", "agent/critic_grad_norm",
@@ -49,12 +49,12 @@ def write_run(run_dir: Path, run_id: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"run_id": run_id, "source": "harness", "label": "sac", "agent": "sac", "task": "dmc/cartpole-balance",
               "seed": 0, "status": "running"}
-    (run_dir / store_mod.SHARD_RUN).write_text(json.dumps(record))
+    (run_dir / runfiles.SHARD_RUN).write_text(json.dumps(record))
 
 
 def append_lines(run_dir: Path, first: int, n: int) -> int:
     """Append ``n`` curve lines (six metrics a step, 20 steps apart) from line ``first``; returns the next."""
-    with (run_dir / store_mod.SHARD_CURVES).open("a") as f:
+    with (run_dir / runfiles.SHARD_CURVES).open("a") as f:
         for i in range(first, first + n):
             step = 20 * (i // len(METRICS))
             f.write(json.dumps({"metric": METRICS[i % len(METRICS)], "step": step, "value": 0.001 * i}) + "\n")
@@ -63,7 +63,7 @@ def append_lines(run_dir: Path, first: int, n: int) -> int:
 
 def previous_ingest(store: store_mod.Store, run_dir: Path) -> None:
     """What an ingest did before: the whole shard read and inserted, existing keys left alone."""
-    run = store_mod.read_run(run_dir)
+    run = runfiles.read_run(run_dir)
     assert run is not None
     points, _ = store_mod.read_points(run_dir)
     with store.transaction() as con:
@@ -97,14 +97,14 @@ def part1(lines: list[int], tmp: Path) -> None:
         for _ in range(3):
             nxt = append_lines(run, nxt, 300)
             before.append(timed(previous_ingest, old, run))
-        size = (run / store_mod.SHARD_CURVES).stat().st_size / 1e6
+        size = (run / runfiles.SHARD_CURVES).stat().st_size / 1e6
         print(f"{n:>11,}   {size:8.1f}   {first:14.3f}   {statistics.median(increments):12.3f}   "
               f"{statistics.median(before):20.3f}")
 
 
 def train(manifest_path: Path, index: int, results: Path) -> None:
     """A worker: train job ``index`` of the manifest (the executor's worker set-up, then the backend)."""
-    executor._setup_worker(None)
+    worker.setup_local_worker(None)
     from harness import backends
 
     plan = manifest.load(manifest_path, [])
@@ -114,7 +114,7 @@ def train(manifest_path: Path, index: int, results: Path) -> None:
 def workers_sps(results: Path) -> float:
     """Mean env steps/s of every run after its first evaluation (compilation left out)."""
     values = []
-    for shard in (results / "runs").glob(f"*/{store_mod.SHARD_CURVES}"):
+    for shard in (results / "runs").glob(f"*/{runfiles.SHARD_CURVES}"):
         points = [json.loads(line) for line in shard.read_text().splitlines()]
         values += [p["value"] for p in points if p["metric"] == "sys/env_steps_per_s"][1:]
     return statistics.mean(values)

@@ -142,7 +142,7 @@ def main() -> None:
         print(f"  {'env steps/s':12}{ours_e:12,.0f}{theirs_e:12,.0f}{ours_e / theirs_e:8.2f}")
 
     print("\n[2] seed scaling: seed-updates/s with 1, 5, 10 seeds vmapped in one jit (published sizes)")
-    names = args.agents if args.agents is not None else [n for n, a in agents.AGENTS.items()
+    names = args.agents if args.agents is not None else [a.name for a in agents.every()
                                                          if a.config().updates_per_step > 0]
     for name in names:
         rates = [ours_updates_per_s(name, {}, s, args.scaling_updates) for s in (1, 5, 10)]

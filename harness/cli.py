@@ -148,6 +148,12 @@ def run(
     step_workers: Annotated[int | None, typer.Option(
         help="Processes stepping each job's host simulators (default: one per core for multi-task jobs, "
              "none for single-task ones). Results do not depend on it.", min=1, show_default=False)] = None,
+    executor_name: Annotated[str, typer.Option(
+        "--executor", help="Where jobs train: local (worker processes here), ray (a Ray cluster or a local Ray "
+                           "runtime) or slurm (Slurm jobs through submitit); see docs/scaling.md.")] = "local",
+    executor_config: Annotated[Path | None, typer.Option(
+        help="Executor settings (YAML: local:/ray:/slurm: sections), instead of the manifest's executor: section.",
+        show_default=False)] = None,
 ) -> None:
     """Run a suite: train every (task, agent, seed) and record the curves in DuckDB.
 
@@ -155,23 +161,35 @@ def run(
     checkpoint (Ctrl-C or even kill -9 lose at most the work since the last evaluation).
 
     Examples: harness run suites/quickstart.yaml seeds=3 agents.sac.batch_size=64;
-    harness run suites/dmc-hard.yaml budget=20000 --dry-run --verbose
+    harness run suites/dmc-hard.yaml budget=20000 --dry-run --verbose;
+    harness run suites/dmc-hard.yaml --executor slurm --executor-config cluster.yaml
     """
-    from harness import executor
-    from harness import manifest as manifest_mod
+    import dataclasses
+
+    from harness import executor, executors
+    from harness.executors import settings as settings_mod
 
     extra = list(overrides or [])
     extra += [f"seeds={seeds}"] if seeds is not None else []
     extra += [f"budget={budget}"] if budget is not None else []
     extra += [f"tag={tag}"] if tag is not None else []
-    plan = manifest_mod.load(manifest, extra)
+    plan, settings = settings_mod.load_plan(manifest, extra, executor_name, executor_config)
     out = results_dir(results)
-    n_workers = workers or executor.default_workers()
-    _print_plan(plan, out, n_workers, extra, verbose)
+    if isinstance(settings, settings_mod.LocalSettings):
+        n_workers = workers or settings.workers or executor.default_workers() * settings.jobs_per_gpu
+        settings = dataclasses.replace(settings, workers=n_workers)
+        runs_on = f"workers: {n_workers}"
+    elif workers is not None:
+        raise InputError(f"--workers sets the local executor's worker processes; with --executor {executor_name}, "
+                         "set cpus_per_job, gpus_per_job or jobs_per_gpu in its settings (docs/scaling.md)")
+    else:
+        n_workers, runs_on = 1, f"executor: {executor_name}"
+    _print_plan(plan, out, runs_on, extra, verbose)
     if dry_run:
         return
     try:
-        outcome = executor.execute(plan, out, n_workers, console, step_workers)
+        outcome = executor.execute(plan, out, n_workers, console, step_workers,
+                                   executors.launcher(settings, step_workers))
     except (executor.Interrupted, KeyboardInterrupt) as exc:
         # The process is on its way out: a further Ctrl-C must not turn the exit code into a
         # signal death (Python restores default handlers while it finalises, but keeps SIG_IGN).
@@ -189,7 +207,7 @@ def run(
                       "their errors are recorded in the store (`harness status`)")
 
 
-def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], verbose: bool) -> None:
+def _print_plan(plan: object, out: Path, runs_on: str, overrides: list[str], verbose: bool) -> None:
     from rich.text import Text
 
     from harness.executor import describe, job_state
@@ -230,7 +248,7 @@ def _print_plan(plan: object, out: Path, workers: int, overrides: list[str], ver
             obs, act = max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)
             console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
                           f"actions {act}")
-    console.print(Text(f"  results: {out}/ (store {out / 'harness.duckdb'}); workers: {workers}"))
+    console.print(Text(f"  results: {out}/ (store {out / 'harness.duckdb'}); {runs_on}"))
     _warn_slow_jobs(plan, known)
     if verbose:
         table = Table("task", "label", "seed", "budget", "job", "state", title=f"{len(plan.runs)} runs")
@@ -245,14 +263,16 @@ def _warn_slow_jobs(plan: Any, known: dict[str, tuple[int, int]] | None) -> None
     (:mod:`harness.cost`: an estimate from the update's operation count, before anything runs)."""
     from rich.text import Text
 
-    from harness import cost
     from harness.executor import visible_gpus
 
-    if visible_gpus():
-        return
-    first: dict[str, Any] = {}  # agent label -> its first job
+    first: dict[str, Any] = {}  # agent label -> its first job of an agent that learns
     for job in plan.jobs:
-        first.setdefault(job.agent.label, job)
+        if job.agent.config.updates_per_step > 0:
+            first.setdefault(job.agent.label, job)
+    if not first or visible_gpus():
+        return
+    from harness import cost
+
     rate = None
     for job in first.values():
         sizes = (max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)) if known else \
@@ -464,7 +484,7 @@ def list_agents() -> None:
     table = Table(title="agents")
     for col in ("agent", "description", "config keys (defaults)"):
         table.add_column(col)
-    for agent in agents.AGENTS.values():
+    for agent in agents.every():
         keys = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(agent.config_cls))
         table.add_row(agent.name, agent.description, keys)
     console.print(table)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from harness import catalog, rewards
-from harness.manifest import NOMINAL_PSI, Job, PsiSettings
+from harness.manifest import Job, PsiSettings
+from harness.runfiles import NOMINAL_PSI
 
 Psi = list[dict[str, Any]]
 """ψ of sampled transitions: per task of the job, parameter -> values (*P) (or one number for all)."""

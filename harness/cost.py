@@ -54,7 +54,7 @@ class Estimate:
 
 def update_flops(spec: AgentSpec, seeds: int, obs: int, act: int, tasks: int) -> float:
     """Floating-point operations of one update of ``seeds`` stacked agent states (XLA's count)."""
-    agent, cfg = agents.AGENTS[spec.algo], spec.config
+    agent, cfg = agents.get(spec.algo), spec.config
     state = jax.eval_shape(lambda key: agent.init(cfg, key, obs, act, tasks), jax.random.PRNGKey(0))
     stacked = jax.tree.map(lambda x: jax.ShapeDtypeStruct((seeds, *x.shape), x.dtype), state)
 
@@ -91,7 +91,7 @@ def may_take_long(job: Job, sizes: tuple[int, int]) -> bool:
     """A cheap screen: could the job's updates take longer than :data:`WARN_AFTER_S` on any CPU? Its
     bound, 6 operations per batch row for every float of the agent's state (parameters, targets and
     optimiser moments: more than a forward and backward pass of every network) at :data:`FAST_RATE`."""
-    agent, cfg = agents.AGENTS[job.agent.algo], job.agent.config
+    agent, cfg = agents.get(job.agent.algo), job.agent.config
     state = jax.eval_shape(lambda key: agent.init(cfg, key, *sizes, len(job.tasks)), jax.random.PRNGKey(0))
     floats = sum(leaf.size for leaf in jax.tree.leaves(state))
     bound = 6.0 * floats * cfg.batch_size * len(job.seeds) * updates(job)

@@ -18,11 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,7 +31,12 @@ from harness import store as store_mod
 from harness.errors import StoreBusy
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
-from harness.processes import die_with_parent, without_main
+from harness.processes import without_main
+from harness.runfiles import SHARD_RUN, read_record
+from harness.worker import serve
+
+if TYPE_CHECKING:
+    from harness.executors import Runner
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,6 @@ def job_state(results: Path, job: Job) -> str:
     return "new" if statuses == {None} else "resumable"
 
 
-# ----------------------------------------------------------------------------------------------
-# Worker side
-
-
-#: XLA:CPU with one intra-op thread: multi-threaded Eigen contractions may sum in a different order
-#: from run to run, and a 1e-7 difference grows into a different curve. Costs about 30% of update
-#: speed on two cores (the other core steps the simulators meanwhile). A user's XLA_FLAGS win.
-CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
-
 class Interrupted(Exception):
     """The coordinator was stopped by SIGINT (Ctrl-C) or SIGTERM; its workers are stopped too."""
 
@@ -90,57 +84,16 @@ class Interrupted(Exception):
         return 128 + self.signum
 
 
-def _setup_worker(gpu: str | None) -> None:
-    """Environment of a worker process, before it imports JAX or a simulator."""
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    else:
-        os.environ.setdefault("XLA_FLAGS", CPU_DETERMINISTIC_XLA_FLAGS)
-    os.environ.setdefault("MUJOCO_GL", "disable")
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-def _worker(jobs: Any, events: Any, results: Path, gpu: str | None, step_workers: int | None) -> None:
-    """A worker process: train the jobs it takes from ``jobs`` until it takes None; report on
-    ``events``: ("start", job_id, pid), ("progress", job_id, steps, sps, last_eval) and ("done",
-    job_id, error or None)."""
-    _setup_worker(gpu)
-    while (job := jobs.get()) is not None:
-        events.put(("start", job.job_id, os.getpid()))
-        events.put(("done", job.job_id, _work(job, results, events, step_workers)))
-
-
-def _work(job: Job, results: Path, events: Any, step_workers: int | None) -> str | None:
-    """Train one job; returns None, or the error text (the runs are recorded as failed)."""
-
-    def report(job_id: str, steps: int, budget: int, sps: float, last_eval: float | None) -> None:
-        events.put(("progress", job_id, steps, sps, last_eval))
-
-    from harness import backends  # imported in the worker: it loads JAX and simulators
-
-    try:
-        backends.train(job, results, report, step_workers)
-    except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}"
-        detail = traceback.format_exc(limit=8)
-        try:
-            for spec in job.runs:
-                write_run_record(results, spec, status="failed", error=f"{text}\n{detail}")
-        except OSError as record_exc:  # a full disk: the coordinator still hears why the job failed
-            text += f" (its run records could not be written either: {record_exc})"
-        return text
-    return None
-
-
 # ----------------------------------------------------------------------------------------------
 # Coordinator side
 
 
-def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None) -> Outcome:
+def execute(plan: Plan, results: Path, workers: int, console: Console, step_workers: int | None = None,
+            launch: Callable[[Path, Sequence[Job]], Runner] | None = None) -> Outcome:
     """Run every unfinished job of the plan; ingest shards into ``results/harness.duckdb``.
     ``step_workers``: processes stepping each job's simulators (None: the backend's default).
+    ``launch``: starts the jobs on an executor (:func:`harness.executors.launcher`); None: ``workers``
+    local worker processes.
 
     SIGINT or SIGTERM stops every worker at once (their jobs resume from their last checkpoints)
     and raises :class:`Interrupted`; a second signal while stopping kills the workers and exits.
@@ -157,7 +110,7 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     if not todo:
         ingester.finish(console)
         return Outcome((), skipped, ())
-    pool = _Pool(results, min(workers, len(todo)), step_workers, todo)
+    pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
     stopping: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
@@ -190,7 +143,7 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
             signal.signal(s, handler)
 
 
-def _supervise(pool: _Pool, ingester: _Ingester, progress: Progress, bars: dict[str, Any],
+def _supervise(pool: Runner, ingester: _Ingester, progress: Progress, bars: dict[str, Any],
                skipped: tuple[str, ...]) -> Outcome:
     """Follow the workers until every job is done: progress, ingests, failures, dead workers."""
     finished: list[str] = []
@@ -204,12 +157,18 @@ def _supervise(pool: _Pool, ingester: _Ingester, progress: Progress, bars: dict[
                 steps, sps, last_eval = rest
                 score = "-" if last_eval is None else f"{last_eval:.1f}"
                 progress.update(bars[job_id], completed=steps, sps=f"{sps:,.0f}", score=score)
+            elif kind == "note":
+                progress.console.print(f"{describe(job)}: {escape(rest[0])}")
             elif kind == "done":
                 error = rest[0]
                 ingester.soon()
                 if error is None:
                     finished.append(job_id)
                     progress.update(bars[job_id], completed=job.budget)
+                    if pool.asks_gpu and (device := recorded_device(ingester.results, job)).startswith("cpu"):
+                        progress.console.print(f"[yellow]warning:[/] {describe(job)} asked for a GPU and ran on "
+                                               f"{escape(device)} (its run record says so): is a GPU visible to "
+                                               "its worker, and is JAX's CUDA build installed there?")
                 else:
                     failed.append((job_id, error))
                     progress.update(bars[job_id], description=f"[red]FAILED[/] {describe(job)}")
@@ -314,12 +273,14 @@ class _Ingester:
 
 
 class _Pool:
-    """Worker processes (spawned, one GPU each when there are GPUs) taking jobs from a queue.
+    """The local executor: worker processes (spawned, one GPU each when there are GPUs, or
+    ``jobs_per_gpu`` per GPU) taking jobs from a queue.
 
     A worker that dies (a crash in a simulator, an OOM kill) fails the job it held, recorded as
     such, and is replaced while jobs remain."""
 
-    def __init__(self, results: Path, workers: int, step_workers: int | None, jobs: Sequence[Job]) -> None:
+    def __init__(self, results: Path, workers: int, step_workers: int | None, jobs: Sequence[Job],
+                 jobs_per_gpu: int = 1) -> None:
         self.results = results
         self.jobs = {j.job_id: j for j in jobs}
         self._ctx = mp.get_context("spawn")
@@ -330,7 +291,9 @@ class _Pool:
             self._queue.put(job)
         for _ in range(workers):
             self._queue.put(None)
-        self._free_gpus = visible_gpus()
+        self._jobs_per_gpu = jobs_per_gpu
+        self._free_gpus = [gpu for gpu in visible_gpus() for _ in range(jobs_per_gpu)]
+        self.asks_gpu = bool(self._free_gpus)
         self._procs: dict[int, tuple[Any, str | None]] = {}  # pid -> (process, its GPU)
         self._holding: dict[int, str] = {}  # pid -> the job it trains
         self._done: set[str] = set()
@@ -339,8 +302,8 @@ class _Pool:
             self._start(self._free_gpus.pop(0) if self._free_gpus else None)
 
     def _start(self, gpu: str | None) -> None:
-        proc = self._ctx.Process(target=_worker, args=(self._queue, self._events, self.results, gpu,
-                                                       self._step_workers))
+        proc = self._ctx.Process(target=serve, args=(self._queue, self._events, self.results, gpu,
+                                                       self._step_workers, self._jobs_per_gpu))
         with without_main():
             proc.start()
         assert proc.pid is not None
@@ -418,6 +381,12 @@ def describe(job: Job) -> str:
     text escaped, so a label like ``[/x]`` prints as it is)."""
     what = job.tasks[0] if len(job.tasks) == 1 else f"{job.name} ({len(job.tasks)} tasks)"
     return escape(f"{what} · {job.first.label} · {len(job.seeds)} seeds")
+
+
+def recorded_device(results: Path, job: Job) -> str:
+    """The device the job's first run record says it trained on ('' when not recorded)."""
+    path = run_dir(results, job.first.run_id) / SHARD_RUN
+    return str((read_record(path) if path.exists() else {}).get("device") or "")
 
 
 def _rebuild_if_new(store: store_mod.Store, results: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.manifest import RunSpec
-from harness.store import SHARD_RUN, read_record
+from harness.runfiles import SHARD_RUN, read_record
 
 
 def run_dir(results: Path, run_id: str) -> Path:

@@ -9,7 +9,7 @@ Resuming: a checkpoint is written right after each evaluation, together with the
 every curve shard at that moment. A restarted job truncates its shards back to those lengths and
 continues from the checkpoint, so no curve point is lost or written twice, even after ``kill -9``.
 Before it cuts a shard, it records the keys of the points it cuts (the killed attempt's, superseded
-by the resumed one) next to it, so that the store drops them too (:func:`harness.store.ingest_run_dirs`).
+by the resumed one) next to it, so that the store drops them too (:mod:`harness.runfiles`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from harness import catalog
 from harness.layout import group_dir, now, read_status, run_dir, write_run_record
 from harness.manifest import Job
-from harness.store import SHARD_CURVES, record_superseded
+from harness.runfiles import SHARD_CURVES, record_superseded
 
 #: Progress callback: (job_id, env_steps, budget, env_steps_per_s, last eval return or None).
 ProgressFn = Callable[[str, int, int, float, float | None], None]

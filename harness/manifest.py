@@ -70,6 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, Validati
 import agents
 from harness import catalog, rewards, textfile
 from harness.errors import InputError
+from harness.runfiles import NOMINAL_PSI
 from harness.textfile import short_repr
 
 Variant = Literal["single", "multitask", "reward_conditioned"]
@@ -77,8 +78,6 @@ MULTITASK_SUFFIX = "-mt"
 """Appended to the label of multi-task runs, so they never mix with single-task runs of the agent."""
 CONDITIONED_SUFFIX = "-rc"
 """Appended to the label of reward-conditioned runs."""
-NOMINAL_PSI = "nominal"
-"""The evaluation ψ every reward-conditioned job has: each task's own ψ*."""
 
 
 MAX_BUDGET = 10**10
@@ -496,10 +495,10 @@ def _agent_spec(label: str, entry: dict[str, Any], path: Path) -> AgentSpec:
         raise InputError(f"{where}: expected a mapping of config overrides, got {short_repr(entry)}")
     overrides = dict(entry)
     algo = overrides.pop("algo", label)
-    if not isinstance(algo, str) or algo not in agents.AGENTS:
+    if not isinstance(algo, str) or algo not in agents.MODULES:
         raise InputError(f"{where}{'.algo' if 'algo' in entry else ''}: unknown agent {short_repr(algo)}; "
-                         f"valid agents: {', '.join(sorted(agents.AGENTS))}")
-    cls = agents.AGENTS[algo].config_cls
+                         f"valid agents: {', '.join(sorted(agents.MODULES))}")
+    cls = agents.get(algo).config_cls
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}

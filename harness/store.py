@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,13 +36,11 @@ import pandas as pd
 
 from harness import catalog
 from harness.errors import InputError, StorageError, StoreBusy
-from harness.textfile import short_repr
+from harness.runfiles import NOMINAL_PSI, SHARD_CURVES, SHARD_SUPERSEDED, point_rows, read_run, read_superseded
 
 SCHEMA_VERSION = "3"
 RUN_STATUSES = ("pending", "running", "finished", "failed")
 RUN_VARIANTS = ("single", "multitask", "reward_conditioned")
-NOMINAL_PSI = "nominal"
-"""The ``psi`` of every curve point scored with the task's own reward."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -325,87 +322,13 @@ def _db_value(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------
 # Shards written by workers
 
-SHARD_CURVES = "curves.jsonl"
-SHARD_RUN = "run.json"
-SHARD_SUPERSEDED = "superseded.jsonl"
-
-
-def read_run(run_dir: Path) -> dict[str, Any] | None:
-    """A run folder's run record (None if not written yet)."""
-    run_file = run_dir / SHARD_RUN
-    return read_record(run_file) if run_file.exists() else None
-
 
 def read_points(run_dir: Path, start: int = 0) -> tuple[pd.DataFrame, int]:
-    """The points ``metric, step, value, psi`` of a run's curve shard from byte ``start`` on, and the
-    byte offset after the last of them (a line without ``psi`` is ``nominal``). A line cut short by a
-    killed writer (no trailing newline) is left out; the worker rewrites it."""
-    path = run_dir / SHARD_CURVES
-    data = b""
-    if path.exists():
-        with path.open("rb") as f:
-            f.seek(start)
-            data = _complete_lines(f.read())
-    rows = []
-    for index, line in enumerate(data.splitlines()):
-        try:
-            point = json.loads(line)
-            psi = str(point.get("psi", NOMINAL_PSI))
-            rows.append((point["metric"], int(point["step"]), float(point["value"]), psi))
-        except (ValueError, TypeError, KeyError):
-            with path.open("rb") as f:
-                number = f.read(start).count(b"\n") + index + 1
-            raise StorageError(
-                f"{path} line {number}: not a curve point {short_repr(line.decode(errors='replace'))}; expected "
-                '{"metric": ..., "step": ..., "value": ...}. Delete that line, or move the folder '
-                f"{run_dir} aside to train the run again, and run the same command again") from None
+    """The points ``metric, step, value, psi`` of a run's curve shard from byte ``start`` on (a frame
+    of :func:`harness.runfiles.point_rows`), and the byte offset after the last of them."""
+    rows, end = point_rows(run_dir, start)
     frame = pd.DataFrame(rows, columns=["metric", "step", "value", "psi"]).astype({"step": "int64", "value": "float64"})
-    return frame, start + len(data)
-
-
-def record_superseded(run_dir: Path, kept: int) -> None:
-    """Before a run's curve shard is cut back to ``kept`` bytes (a job resuming from its checkpoint),
-    append the keys of the points it loses to ``superseded.jsonl``, so that the next ingest removes
-    them from the store (see :func:`ingest_run_dirs`). Nothing is recorded when nothing is cut."""
-    cut, _ = read_points(run_dir, kept)
-    if cut.empty:
-        return
-    path = run_dir / SHARD_SUPERSEDED
-    path.touch()
-    with path.open("r+b") as f:
-        f.truncate(len(_complete_lines(f.read())))  # a record cut short by a kill is dropped
-        f.seek(0, os.SEEK_END)
-        keys = [[m, int(s)] + ([p] if p != NOMINAL_PSI else []) for m, s, p in zip(cut.metric, cut.step, cut.psi,
-                                                                                     strict=True)]
-        f.write((json.dumps({"kept": kept, "cut": keys}) + "\n").encode())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _read_superseded(run_dir: Path) -> tuple[list[int], pd.DataFrame, int]:
-    """The superseded records of a run folder: each cut's kept length, the cut keys ``metric, step,
-    psi`` and the bytes read (a key ``[metric, step]`` is nominal, ``[metric, step, psi]`` another ψ's)."""
-    path = run_dir / SHARD_SUPERSEDED
-    data = _complete_lines(path.read_bytes()) if path.exists() else b""
-    records = [json.loads(line) for line in data.splitlines()]
-    keys = [(key[0], int(key[1]), key[2] if len(key) > 2 else NOMINAL_PSI) for r in records for key in r["cut"]]
-    return [int(r["kept"]) for r in records], pd.DataFrame(keys, columns=["metric", "step", "psi"]), len(data)
-
-
-def _complete_lines(data: bytes) -> bytes:
-    return data[: data.rfind(b"\n") + 1]
-
-
-def read_record(run_file: Path) -> dict[str, Any]:
-    """A run's ``run.json``; StorageError names the file when it is not a JSON record."""
-    try:
-        record = json.loads(run_file.read_text(errors="replace"))
-    except ValueError as exc:
-        record = exc
-    if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
-        raise StorageError(f"{run_file}: not a run record (a JSON object with run_id, status, ...); move the "
-                           f"folder {run_file.parent} aside to train the run again, and run the same command again")
-    return record
+    return frame, end
 
 
 def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
@@ -415,7 +338,7 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
     The shards are the truth. A run's curve shard only grows, except when its job resumes from a
     checkpoint: the lifecycle then cuts the shard back to the length the checkpoint recorded (the
     killed attempt's points after it are superseded), and first appends the keys it cuts to the
-    run's ``superseded.jsonl`` (:func:`record_superseded`). The ``shards`` table records how many
+    run's ``superseded.jsonl`` (:func:`harness.runfiles.record_superseded`). The ``shards`` table records how many
     bytes of each shard the store holds, so an ingest reads and writes only what changed:
 
     - the points from ``min(ingested bytes, every recorded cut's kept length)`` to the shard's last
@@ -439,7 +362,8 @@ def ingest_run_dirs(store: Store, run_dirs: Sequence[Path]) -> int:
         for d, run in loaded:
             run_id = run["run_id"]
             upsert_run(con, run)
-            kept, cut, marker_bytes = _read_superseded(d)
+            kept, cut_keys, marker_bytes = read_superseded(d)
+            cut = pd.DataFrame(cut_keys, columns=["metric", "step", "psi"])
             start = min([ingested.get(run_id, 0), *kept])
             size = (d / SHARD_CURVES).stat().st_size if (d / SHARD_CURVES).exists() else 0
             whole = run_id not in ingested or size < start

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from harness import manifest
 from harness.cli import app
 from harness.layout import run_dir, write_run_record
-from harness.store import SHARD_CURVES
+from harness.runfiles import SHARD_CURVES
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = """\

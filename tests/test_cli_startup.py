@@ -55,3 +55,33 @@ def test_a_feature_command_runs_and_shows_its_help() -> None:
     result = CliRunner().invoke(harness.cli.app, ["report", "--help"])
     assert result.exit_code == 0, result.output
     assert "--suite" in result.output and "--reps" in result.output
+
+
+def test_a_manifest_of_the_random_agent_is_read_without_jax(tmp_path: Path) -> None:
+    """`run --dry-run` reads and plans the manifest like `run` does; only the agents it names are
+    imported (agents.MODULES: any other would load JAX), and the random agent's module loads none."""
+    (tmp_path / "m.yaml").write_text("name: m\ntasks: [dmc/cheetah-run]\nagents: {random: {}}\nseeds: 1\n"
+                                     "budget: 2000\neval: {every: 1000, episodes: 1}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "harness", "run", "m.yaml", "--dry-run"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "agent random = random" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    modules = {m.group(1) for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
+    top = {m.split(".")[0] for m in modules}
+    assert not top & set(HEAVY), f"imported {sorted(top & set(HEAVY))}"
+
+
+def test_what_a_worker_writes_with_loads_no_store() -> None:
+    """A worker process (harness.worker, the target of every executor's workers) writes run records,
+    shards and checkpoints without DuckDB or pandas (the store's dependencies), which it never needs."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import harness.worker, harness.lifecycle"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    top = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
+    assert "harness" in top
+    assert not top & {"duckdb", "pandas", "jax"}, f"imported {sorted(top & {'duckdb', 'pandas', 'jax'})}"
+
+
+def test_every_agent_name_finds_its_agent() -> None:
+    import agents
+
+    assert [a.name for a in agents.every()] == list(agents.NAMES)

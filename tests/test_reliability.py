@@ -39,7 +39,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from harness import executor
+from harness import executor, runfiles
 from harness import manifest as manifest_mod
 from harness import store as store_mod
 from harness.errors import StoreBusy
@@ -84,7 +84,7 @@ def shard_points(results: Path) -> tuple[Points, int]:
     points: Points = {}
     lines = 0
     for d in sorted((results / "runs").iterdir()):
-        run = store_mod.read_run(d)
+        run = runfiles.read_run(d)
         assert run is not None
         frame, _ = store_mod.read_points(d)
         lines += len(frame)
@@ -186,7 +186,7 @@ class Watch:
             except (OSError, EOFError, pickle.UnpicklingError):  # replaced while read
                 return False
             self.kept, self.grown_at = (checkpoint, offsets["offsets"][0]), None
-        shard = self.results / "runs" / str(record["run_id"]) / store_mod.SHARD_CURVES
+        shard = self.results / "runs" / str(record["run_id"]) / runfiles.SHARD_CURVES
         if self.grown_at is None and shard.stat().st_size > self.kept[1]:
             self.grown_at = time.time()
         db = self.results / "harness.duckdb"
@@ -219,7 +219,7 @@ def superseded_in_store(results: Path) -> int:
     for path in (results / "groups").glob("*/checkpoint.pkl"):
         offsets = pickle.loads(path.read_bytes())["offsets"]
         for d in (results / "runs").iterdir():
-            run = store_mod.read_run(d)
+            run = runfiles.read_run(d)
             if run is not None and run.get("job_id") == path.parent.name:
                 cut, _ = store_mod.read_points(d, offsets[0])
                 count += sum((run["run_id"], m, int(s)) in stored for m, s in zip(cut.metric, cut.step, strict=True))
@@ -362,7 +362,7 @@ def test_a_store_held_to_the_end_says_the_shards_are_safe_and_a_rerun_ingests_th
         with pytest.raises(StoreBusy, match="is held by another process") as raised:
             executor.execute(plan, results, 1, console)
         assert "safe in" in str(raised.value) and "run the same `harness run` command again" in str(raised.value)
-        assert {r["status"] for r in map(store_mod.read_run, (results / "runs").iterdir()) if r} == {"finished"}
+        assert {r["status"] for r in map(runfiles.read_run, (results / "runs").iterdir()) if r} == {"finished"}
     finally:
         release.touch()
         reader.wait(timeout=30)

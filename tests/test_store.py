@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from harness import runfiles
 from harness import store as store_mod
 from harness.store import Store
 
@@ -18,9 +19,9 @@ def write_shard(run_dir: Path, run_id: str, task: str, points: list[tuple[str, i
     record = {"run_id": run_id, "source": "harness", "label": "sac", "agent": "sac", "task": task,
               "seed": 0, "status": "finished", "started_at": "2026-11-21 10:00:00.000000",
               "config": {"a": 1}, "packages": {"jax": "0.10.2"}}
-    (run_dir / store_mod.SHARD_RUN).write_text(json.dumps(record))
+    (run_dir / runfiles.SHARD_RUN).write_text(json.dumps(record))
     lines = "".join(json.dumps({"metric": m, "step": s, "value": v}) + "\n" for m, s, v in points)
-    (run_dir / store_mod.SHARD_CURVES).write_text(lines + partial_line)
+    (run_dir / runfiles.SHARD_CURVES).write_text(lines + partial_line)
 
 
 def counts(path: Path) -> tuple[int, int]:
@@ -38,7 +39,7 @@ def test_ingestion_is_idempotent_and_ignores_a_cut_line(tmp_path: Path) -> None:
     assert store_mod.ingest_run_dirs(store, [run]) == 0  # the same shard twice changes nothing
     assert counts(store.path) == (1, 3)
     # A writer in the middle of a line finishes it: only that point is new.
-    with (run / store_mod.SHARD_CURVES).open("a") as f:
+    with (run / runfiles.SHARD_CURVES).open("a") as f:
         f.write('ep": 3000, "value": 400.0}\n')
     assert store_mod.ingest_run_dirs(store, [run]) == 1
     assert counts(store.path) == (1, 4)
@@ -62,7 +63,7 @@ def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "r1"
     write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 100.0)])
     with pytest.raises(RuntimeError), store.transaction() as con:
-        store_mod.upsert_run(con, json.loads((run / store_mod.SHARD_RUN).read_text()))
+        store_mod.upsert_run(con, json.loads((run / runfiles.SHARD_RUN).read_text()))
         raise RuntimeError("interrupted")
     assert counts(store.path) == (0, 0)
 
@@ -156,21 +157,21 @@ def test_a_resumed_shard_replaces_the_superseded_points(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "r1"
     first = [("eval/return", 1000, 100.0), ("train/episode_return", 1000, 7.0)]
     write_shard(run, "r1", "dmc/cartpole-balance", first)
-    checkpoint = (run / store_mod.SHARD_CURVES).stat().st_size  # a checkpoint right after the eval at 1000
+    checkpoint = (run / runfiles.SHARD_CURVES).stat().st_size  # a checkpoint right after the eval at 1000
     # The killed attempt went on past the checkpoint and was ingested.
-    with (run / store_mod.SHARD_CURVES).open("a") as f:
+    with (run / runfiles.SHARD_CURVES).open("a") as f:
         for metric, step, value in [("train/episode_return", 1500, 9.0), ("train/episode_return", 1700, 11.0)]:
             f.write(json.dumps({"metric": metric, "step": step, "value": value}) + "\n")
     assert store_mod.ingest_run_dirs(store, [run]) == 4
     # The resumed attempt ends episodes at other steps: 1500 with another value, no 1700, a new 1600.
     resumed_shard(run, checkpoint, [("train/episode_return", 1500, 8.0), ("train/episode_return", 1600, 10.0)])
-    assert (run / store_mod.SHARD_SUPERSEDED).exists()
+    assert (run / runfiles.SHARD_SUPERSEDED).exists()
     # Only what changed is written: the two points after the checkpoint.
     assert store_mod.ingest_run_dirs(store, [run]) == 2
     assert store_points(store.path, "r1") == shard_points(run) == [
         ("eval/return", 1000, 100.0), ("train/episode_return", 1000, 7.0),
         ("train/episode_return", 1500, 8.0), ("train/episode_return", 1600, 10.0)]
-    assert not (run / store_mod.SHARD_SUPERSEDED).exists()  # applied, then removed
+    assert not (run / runfiles.SHARD_SUPERSEDED).exists()  # applied, then removed
     assert store_mod.ingest_run_dirs(store, [run]) == 0
 
 
@@ -182,7 +183,7 @@ def test_points_of_each_psi_are_kept_apart_and_their_cuts_applied(tmp_path: Path
     store = Store(tmp_path / "harness.duckdb")
     run = tmp_path / "runs" / "r1"
     write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 100.0)])
-    checkpoint = (run / store_mod.SHARD_CURVES).stat().st_size
+    checkpoint = (run / runfiles.SHARD_CURVES).stat().st_size
     shards = Shards([run])
     shards.open([checkpoint])
     shards.write(0, "eval/return", 1000, 40.0, "left")
@@ -197,7 +198,7 @@ def test_points_of_each_psi_are_kept_apart_and_their_cuts_applied(tmp_path: Path
         assert sorted(store_mod.load_scores(con, psi=None).psi) == ["left", "left", "nominal", "nominal"]
     cut = checkpoint + len(json.dumps({"metric": "eval/return", "step": 1000, "value": 40.0, "psi": "left"})) + 1
     resumed_shard(run, cut, [("eval/return", 2000, 210.0)])  # the resumed attempt: no ψ "left" at 2000 yet
-    assert '["eval/return", 2000, "left"]' in (run / store_mod.SHARD_SUPERSEDED).read_text()
+    assert '["eval/return", 2000, "left"]' in (run / runfiles.SHARD_SUPERSEDED).read_text()
     store_mod.ingest_run_dirs(store, [run])
     with store.connect(read_only=True) as con:
         assert con.execute("SELECT psi, step, value FROM curves ORDER BY ALL").fetchall() == [
@@ -210,18 +211,18 @@ def test_cuts_recorded_while_the_store_was_not_ingesting_are_all_applied(tmp_pat
     store = Store(tmp_path / "harness.duckdb")
     run = tmp_path / "runs" / "r1"
     write_shard(run, "r1", "dmc/cartpole-balance", [("eval/return", 1000, 1.0)])
-    at_1000 = (run / store_mod.SHARD_CURVES).stat().st_size
+    at_1000 = (run / runfiles.SHARD_CURVES).stat().st_size
     resumed_shard(run, at_1000, [("eval/return", 2000, 2.0), ("train/episode_return", 2500, 3.0)])
     assert store_mod.ingest_run_dirs(store, [run]) == 3
     at_2000 = at_1000 + len(json.dumps({"metric": "eval/return", "step": 2000, "value": 2.0})) + 1
     resumed_shard(run, at_2000, [("train/episode_return", 2600, 4.0), ("eval/return", 3000, 5.0)])
     resumed_shard(run, at_1000, [("eval/return", 2000, 20.0), ("train/episode_return", 2400, 6.0)])
-    marker = (run / store_mod.SHARD_SUPERSEDED).read_text()
+    marker = (run / runfiles.SHARD_SUPERSEDED).read_text()
     assert len(marker.splitlines()) == 2
     store_mod.ingest_run_dirs(store, [run])
     expected = [("eval/return", 1000, 1.0), ("eval/return", 2000, 20.0), ("train/episode_return", 2400, 6.0)]
     assert store_points(store.path, "r1") == shard_points(run) == expected
-    (run / store_mod.SHARD_SUPERSEDED).write_text(marker)
+    (run / runfiles.SHARD_SUPERSEDED).write_text(marker)
     store_mod.ingest_run_dirs(store, [run])
     assert store_points(store.path, "r1") == expected
 

@@ -53,8 +53,9 @@ from harness.lifecycle import (
     record_evaluation,
     record_psi_evaluation,
 )
-from harness.manifest import NOMINAL_PSI, Job
+from harness.manifest import Job
 from harness.replay import Replay, nbytes, positions_needed
+from harness.runfiles import NOMINAL_PSI
 from harness.vmapped import make_learner, make_observer, make_policy
 
 PROGRESS_EVERY_S = 0.25

@@ -53,6 +53,7 @@ class DMCSimulator:
         wide = (np.abs(spec.minimum) >= _UNBOUNDED) | (np.abs(spec.maximum) >= _UNBOUNDED)
         self._low = np.where(wide, -1.0, spec.minimum).astype(np.float64)  # (act,)
         self._high = np.where(wide, 1.0, spec.maximum).astype(np.float64)  # (act,)
+        self._rescaled = bool(np.any(self._low != -1.0) or np.any(self._high != 1.0))  # else [-1, 1] already
         self.action_size = int(spec.shape[0])
         self.observation_size = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
 
@@ -64,7 +65,7 @@ class DMCSimulator:
 
     def step(self, action: npt.NDArray[np.float64]) -> SimStep:
         """One control step."""
-        timestep = self._env.step(rescale(action, self._low, self._high))
+        timestep = self._env.step(rescale(action, self._low, self._high) if self._rescaled else action)
         measured = None
         if self._family is not None:
             values = self._family.measure(self._env.physics)

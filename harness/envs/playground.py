@@ -36,11 +36,12 @@ only other global changes this adapter makes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,8 @@ class PlaygroundSimulator:
     def __init__(self, task: Task, seed: int) -> None:
         self._cpu = jax.devices("cpu")[0]
         with jax.default_device(self._cpu):
-            env = load(task)
+            env, self._reset, self._step = _compiled(task)
             self._key = jax.random.PRNGKey(seed)
-        self._reset = jax.jit(env.reset)
-        self._step = jax.jit(env.step)
         self._state: mjx_env.State | None = None
         size = env.observation_size
         self.observation_size = int(np.prod(size["state"] if isinstance(size, Mapping) else size))
@@ -95,6 +94,15 @@ class PlaygroundSimulator:
     def close(self) -> None:
         """Drop the env's state."""
         self._state = None
+
+
+@functools.cache
+def _compiled(task: Task) -> tuple[mjx_env.MjxEnv, Callable[..., Any], Callable[..., Any]]:
+    """The env of ``task`` and its jitted ``reset`` and ``step``, made once per process: every
+    simulator of a task shares them, so each program compiles once (the env holds no episode
+    state: the state is passed in and out)."""
+    env = load(task)
+    return env, jax.jit(env.reset), jax.jit(env.step)
 
 
 def _obs(state: mjx_env.State) -> npt.NDArray[np.float32]:

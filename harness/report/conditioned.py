@@ -27,8 +27,9 @@ from numpy.typing import NDArray
 from harness import scores, stats
 from harness import store as store_mod
 from harness.report.build import Estimate
+from harness.runfiles import NOMINAL_PSI
 
-NOMINAL = store_mod.NOMINAL_PSI
+NOMINAL = NOMINAL_PSI
 MIN_RUNS = 2
 """Runs an agent needs on every task of a ψ for its intervals."""
 
