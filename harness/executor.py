@@ -27,7 +27,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness import store as store_mod
 from harness.errors import StoreBusy
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Job, Plan
@@ -36,6 +35,7 @@ from harness.runfiles import SHARD_RUN, read_record
 from harness.worker import serve
 
 if TYPE_CHECKING:
+    from harness import store as store_mod
     from harness.executors import Runner
 
 
@@ -100,17 +100,19 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     Another process holding the store does not stop training (see :class:`_Ingester`); if it still
     holds it when every job has ended, :class:`harness.errors.StoreBusy` says how to ingest later.
     """
-    store = store_mod.Store(results / "harness.duckdb")
-    with contextlib.suppress(StoreBusy):  # held by another process: the ingester retries this plan's runs
-        _rebuild_if_new(replace(store, busy_timeout_s=1.0), results)
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
-    ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
-    ingester.pending.update(skipped)
     if not todo:
+        ingester = _Ingester(_store(results), results, {j.job_id: j for j in plan.jobs})
+        ingester.pending.update(skipped)
+        _rebuild_unless_busy(ingester.store, results)
         ingester.finish(console)
         return Outcome((), skipped, ())
+    # The workers start (and load their libraries) before this process loads the store's and opens it.
     pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
+    store = _store(results)
+    ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
+    ingester.pending.update(skipped)
     stopping: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
@@ -125,6 +127,7 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
                TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}{task.fields[store]}"),
                TimeElapsedColumn())
     try:
+        _rebuild_unless_busy(store, results)
         with Progress(*columns, console=console, transient=False) as progress:
             bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-", store="")
                     for j in todo}
@@ -235,11 +238,13 @@ class _Ingester:
         outcome: list[BaseException] = []
 
         def work() -> None:
+            from harness.store import ingest_run_dirs
+
             if sys.platform == "linux":  # elsewhere a priority is the whole process's
                 tid = threading.get_native_id()
                 os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INGEST_NICE))
             try:
-                store_mod.ingest_run_dirs(replace(self.store, busy_timeout_s=wait_s), [d for d in dirs if d.exists()])
+                ingest_run_dirs(replace(self.store, busy_timeout_s=wait_s), [d for d in dirs if d.exists()])
             except BaseException as exc:  # handed to the main thread
                 outcome.append(exc)
 
@@ -389,13 +394,29 @@ def recorded_device(results: Path, job: Job) -> str:
     return str((read_record(path) if path.exists() else {}).get("device") or "")
 
 
+def _store(results: Path) -> store_mod.Store:
+    """The store of a results folder; DuckDB and pandas (half a second to import) load here."""
+    from harness import store as store_mod
+
+    return store_mod.Store(results / "harness.duckdb")
+
+
+def _rebuild_unless_busy(store: store_mod.Store, results: Path) -> None:
+    """:func:`_rebuild_if_new`, unless another process holds the store (the ingester then retries
+    this plan's runs)."""
+    with contextlib.suppress(StoreBusy):
+        _rebuild_if_new(replace(store, busy_timeout_s=1.0), results)
+
+
 def _rebuild_if_new(store: store_mod.Store, results: Path) -> None:
     """A new store (or a broken one moved aside) holds none of our runs: fold every run folder of
     the results into it, a few hundred at a time (one transaction each), other manifests' included."""
+    from harness.store import ingest_run_dirs, scalar
+
     store.ensure()
     with store.connect(read_only=True) as con:
-        empty = store_mod.scalar(con, "SELECT count(*) FROM runs WHERE source = 'harness'") == 0
+        empty = scalar(con, "SELECT count(*) FROM runs WHERE source = 'harness'") == 0
     if empty:
         dirs = sorted(p for p in (results / "runs").glob("*") if p.is_dir())
         for start in range(0, len(dirs), 200):
-            store_mod.ingest_run_dirs(store, dirs[start:start + 200])
+            ingest_run_dirs(store, dirs[start:start + 200])

@@ -12,10 +12,13 @@ a job compiles anything (the executor's worker processes compile nothing else).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ENV = "HARNESS_JAX_CACHE"
 FOLDER = ".jax-cache"
+CACHE_DIR = "JAX_COMPILATION_CACHE_DIR"
+"""The environment variable JAX reads its cache folder from when it loads."""
 
 
 def folder(results: Path) -> Path | None:
@@ -29,17 +32,23 @@ def folder(results: Path) -> Path | None:
 
 def enable(results: Path) -> Path | None:
     """Point JAX's persistent compilation cache at :func:`folder` (unless JAX already has a cache
-    folder) and cache every program; returns the folder in use."""
-    import jax
-
-    current = getattr(jax.config, "jax_compilation_cache_dir")  # noqa: B009  (not in jax's type stubs)
+    folder) and cache every program; returns the folder in use. Before JAX is loaded this sets the
+    environment variables JAX reads when it loads, so a process that never needs JAX (a job of the
+    random agent on host simulators) does not load it; after, JAX's config."""
+    jax = sys.modules.get("jax")
+    current = os.environ.get(CACHE_DIR) if jax is None else getattr(jax.config, "jax_compilation_cache_dir")  # noqa: B009
     if current:
         return Path(current)
     path = folder(results)
     if path is None:
         return None
     path.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size threshold, no override
+    settings = {CACHE_DIR: str(path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}  # -1: no size threshold, no override
+    if jax is None:
+        os.environ.update(settings)
+    else:
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path

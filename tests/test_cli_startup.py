@@ -85,3 +85,22 @@ def test_every_agent_name_finds_its_agent() -> None:
     import agents
 
     assert [a.name for a in agents.every()] == list(agents.NAMES)
+
+
+def test_a_random_agent_job_on_host_simulators_trains_without_jax(tmp_path: Path) -> None:
+    """The random agent draws its actions with numpy and has no state, so its host job never loads
+    JAX (about a second and a half of start-up per worker); its run record names the device ``host``,
+    and the JAX compilation cache is still set up for whatever the process compiles later."""
+    (tmp_path / "m.yaml").write_text("name: m\ntasks: [dmc/cartpole-balance]\nagents: {random: {}}\nseeds: 1\n"
+                                     "budget: 2000\neval: {every: 1000, episodes: 1}\n")
+    code = ("import json, os, sys\nfrom pathlib import Path\nfrom harness import backends, manifest\n"
+            "[job] = manifest.load(Path('m.yaml')).jobs\nbackends.train(job, Path('results'))\n"
+            "[record] = Path('results/runs').glob('*/run.json')\n"
+            "print(json.loads(record.read_text())['status'], json.loads(record.read_text())['device'],"
+            " 'jax' in sys.modules, os.environ['JAX_COMPILATION_CACHE_DIR'])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env.update({"PYTHONPATH": str(ROOT), "MUJOCO_GL": "disable", "HARNESS_JAX_CACHE": str(tmp_path / "cache")})
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["finished", "host", "False", str(tmp_path / "cache")]

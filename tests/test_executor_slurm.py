@@ -29,7 +29,8 @@ def submitted(results: Path) -> dict[str, Any]:
 
 def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    manifest = write_manifest(tmp_path, seeds=1, agents={"random": {}},
+    sac = {"hidden_dims": [8, 8], "batch_size": 8, "warmup_steps": 1900}  # an agent on a JAX device
+    manifest = write_manifest(tmp_path, seeds=1, agents={"sac": sac},
                               tasks=["dmc/cartpole-balance", "dmc/pendulum-swingup"])
     done = harness("run", str(manifest), *LOCAL, results=results)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -88,7 +89,8 @@ def test_packed_jobs_share_one_slurm_job_and_a_gpu_job_on_cpu_is_warned_of(tmp_p
     its own. This machine has no GPU: the jobs record a CPU device, and the coordinator says so
     (on a GPU node they would share its GPU, with half of 0.9 of its memory each)."""
     results = tmp_path / "results"
-    manifest = write_manifest(tmp_path, seeds=1, agents={"random": {}},
+    sac = {"hidden_dims": [8, 8], "batch_size": 8, "warmup_steps": 1900}  # an agent on a JAX device
+    manifest = write_manifest(tmp_path, seeds=1, agents={"sac": sac},
                               tasks=["dmc/cartpole-balance", "dmc/pendulum-swingup"])
     done = harness("run", str(manifest), *LOCAL, "executor.slurm.gpus_per_job=1", "executor.slurm.jobs_per_gpu=2",
                    results=results)

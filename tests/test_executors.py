@@ -93,7 +93,8 @@ def test_a_worker_sets_the_packing_variables_before_jax_starts() -> None:
 
 def test_a_job_that_asked_for_a_gpu_and_ran_on_cpu_is_warned_of(tmp_path: Path) -> None:
     """Stands in for a worker that was promised a GPU and got none (as a Ray task asking for no GPU
-    is): the local pool, told its jobs asked for a GPU, trains on this CPU machine."""
+    is): the local pool, told its jobs asked for a GPU, trains on this CPU machine. The random agent
+    calls no JAX device (its record says ``host``) and is not warned of."""
     from harness import manifest as manifest_mod
 
     def launch(results: Path, jobs: Sequence[Job]) -> executor._Pool:
@@ -102,14 +103,17 @@ def test_a_job_that_asked_for_a_gpu_and_ran_on_cpu_is_warned_of(tmp_path: Path) 
         return pool
 
     results = tmp_path / "results"
-    plan = manifest_mod.load(write_manifest(tmp_path, seeds=1, agents={"random": {}}))
+    sac = {"hidden_dims": [8, 8], "batch_size": 8, "warmup_steps": 1900}  # 100 small updates
+    plan = manifest_mod.load(write_manifest(tmp_path, seeds=1, agents={"random": {}, "sac": sac}))
     out = io.StringIO()
     outcome = executor.execute(plan, results, 1, Console(file=out, width=200), launch=launch)
-    assert len(outcome.finished) == 1
-    record = json.loads(next((results / "runs").glob("*/run.json")).read_text())
-    assert record["device"].startswith("cpu")
-    assert "asked for a GPU and ran on cpu" in out.getvalue()
-    assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
+    assert len(outcome.finished) == 2
+    devices = {json.loads(p.read_text())["agent"]: json.loads(p.read_text())["device"]
+               for p in (results / "runs").glob("*/run.json")}
+    assert devices["random"] == "host" and devices["sac"].startswith("cpu")
+    warned = [line for line in out.getvalue().splitlines() if "asked for a GPU and ran on cpu" in line]
+    assert len(warned) == 1 and "sac" in warned[0]
+    assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",), ("finished",)]
 
 
 def test_the_filesystem_of_a_folder_is_read_from_the_mounts() -> None:

@@ -25,6 +25,7 @@ import yaml
 from harness import catalog, catalog_humanoidbench
 from harness.envs import make
 from harness.install import installed_record
+from harness.taskcheck import check_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT.parent / "shared" / "vendor" / "humanoid-bench"
@@ -125,6 +126,13 @@ def check_task(name: str) -> None:
                                   "humanoidbench/h1hand-spoon", "humanoidbench/h1-package"])
 def test_task_makes_resets_steps_and_repeats(installed: dict[str, object], name: str) -> None:
     check_task(name)
+
+
+def test_task_check_runs_a_task_in_its_own_process(installed: dict[str, object]) -> None:
+    # `harness tasks --check` for this suite (tests/test_taskcheck.py checks the registry suites).
+    [result] = check_tasks(["humanoidbench/h1-walk"], workers=1, time_limit_s=600, steps=5)
+    assert result.status == "ok", result.error
+    assert result.steps_per_s > 0 and result.observation_size > 0 and result.action_size > 0
 
 
 @pytest.mark.slow

@@ -15,14 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Trains one short job through the library call a worker makes and prints what JAX's compilation
 # cache saw: requests (programs that went through it), hits (loaded) and misses (compiled, written).
+# The cache is set up before JAX loads, as in a worker (through the variables JAX reads when it loads).
 SCRIPT = """
 import collections, json, sys
 from pathlib import Path
+from harness import jaxcache
+jaxcache.enable(Path(sys.argv[1]))
+assert "jax" not in sys.modules
 from jax._src import monitoring
 from harness import backends, manifest
 seen = collections.Counter()
 monitoring.register_event_listener(lambda event, **kwargs: seen.update([event.rsplit("/", 1)[-1]]))
-raw = {"name": "cache", "tasks": ["dmc/cartpole-balance"], "agents": {"random": {}}, "seeds": 1,
+sac = {"hidden_dims": [8, 8], "batch_size": 8, "warmup_steps": 100}
+raw = {"name": "cache", "tasks": ["dmc/cartpole-balance"], "agents": {"sac": sac}, "seeds": 1,
        "budget": 200, "eval": {"every": 200, "episodes": 1}}
 backends.train(manifest.validate(raw, Path("cache.yaml")).jobs[0], Path(sys.argv[1]))
 print(json.dumps({k: seen[k] for k in ("compile_requests_use_cache", "cache_hits", "cache_misses")}))

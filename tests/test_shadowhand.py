@@ -22,6 +22,7 @@ import pytest
 from harness import catalog, catalog_shadowhand
 from harness.envs import make
 from harness.install import installed_record
+from harness.taskcheck import check_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT.parent / "shared" / "vendor" / "brc-dex-envs"
@@ -102,6 +103,13 @@ def check_task(name: str) -> None:
                                   "shadowhand/rubiks-cube-rotate"])
 def test_task_makes_resets_steps_and_repeats(installed: dict[str, object], name: str) -> None:
     check_task(name)
+
+
+def test_task_check_runs_a_task_in_its_own_process(installed: dict[str, object]) -> None:
+    # `harness tasks --check` for this suite (tests/test_taskcheck.py checks the registry suites).
+    [result] = check_tasks(["shadowhand/apple-rotate"], workers=1, time_limit_s=600, steps=5)
+    assert result.status == "ok", result.error
+    assert result.steps_per_s > 0 and result.observation_size > 0 and result.action_size > 0
 
 
 def test_later_episodes_repeat_too(installed: dict[str, object]) -> None:

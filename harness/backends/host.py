@@ -2,7 +2,9 @@
 
 A job of S seeds over T tasks steps S x T x E envs in lockstep (E = the agent's ``num_envs`` per
 seed and task), env columns task-major: column ``t * E + e`` of a seed is env ``e`` of task ``t``.
-The agent states are stacked over seeds and ``act``/``update`` ``jax.vmap``ped over them. In a
+The agent states are stacked over seeds and ``act``/``update`` ``jax.vmap``ped over them
+(:class:`harness.backends.learner.Learner`); an agent with ``uniform_actions`` has no state, draws its
+actions with numpy, and its job loads no JAX. In a
 multi-task job observations are zero-padded to the job's largest observation size, the policy acts
 in the largest action space and each env takes its own first entries, and every column's task
 reaches the agent as its ``task_id``. The simulators of a multi-task job step in worker processes
@@ -29,10 +31,8 @@ import os
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import agents
@@ -56,8 +56,13 @@ from harness.lifecycle import (
 from harness.manifest import Job
 from harness.replay import Replay, nbytes, positions_needed
 from harness.runfiles import NOMINAL_PSI
-from harness.vmapped import make_learner, make_observer, make_policy
 
+if TYPE_CHECKING:
+    from harness.backends.learner import Learner
+
+NO_DEVICE = "host"
+"""The device recorded for a job whose agent never calls JAX (``uniform_actions``): only the host's
+simulators and numpy ran."""
 PROGRESS_EVERY_S = 0.25
 """Seconds between two progress reports of a training job (a report costs a message to the coordinator)."""
 
@@ -85,7 +90,11 @@ def train(job: Job, results: Path, progress: ProgressFn | None = None, step_work
     vec = _vector(train_specs, n_tasks > 1, workers, measured if conditioning and conditioning.relabels else 0)
     eval_vec = _vector(eval_specs, n_tasks > 1, workers, measured)
     try:
-        files.start(_device())
+        if agent.uniform_actions:  # nothing runs on a JAX device
+            files.start(NO_DEVICE)
+        else:
+            from harness.backends.learner import device
+            files.start(device())
         _loop(job, files, tasks, agent, cfg, column_task, vec, eval_vec, progress, conditioning)
     finally:
         files.shards.close()
@@ -113,11 +122,6 @@ def _sizes(tasks: set[catalog.Task]) -> tuple[int, int]:
             env.close()
 
 
-def _device() -> str:
-    device = jax.devices()[0]
-    return f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":")
-
-
 def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Agent[Any, Any], cfg: AgentConfig,
           column_task: np.ndarray, vec: Vector, eval_vec: Vector, progress: ProgressFn | None,
           conditioning: Conditioning | None) -> None:
@@ -131,11 +135,6 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     if relabel is not None:  # ψ* of every training env column, appended to what the policy acts on
         nominal = [relabel.nominal(t) for t in range(n_tasks)]
         acting_psi = np.tile(relabel.inputs(nominal, column_task), (n_seeds, 1))  # (S * N, width)
-    init = jax.jit(jax.vmap(partial(agent.init, cfg), in_axes=(0, None, None, None)), static_argnums=(1, 2, 3))
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(job.seeds))  # (S, 2)
-    pairs = jax.vmap(jax.random.split)(keys)  # (S, 2, 2)
-    keys, init_keys = pairs[:, 0], pairs[:, 1]
-    state = init(init_keys, obs_dim + width, act_dim, n_tasks)
     steps_per_iter = n_envs * tasks[0].action_repeat
     capacity = positions_needed(cfg.replay_capacity, n_envs, job.budget, steps_per_iter)
     components = 0 if stored is None else stored[0] * stored[1]
@@ -146,30 +145,23 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     seeds = list(job.seeds)
     longest = max(-(-t.episode_length // t.action_repeat) for t in tasks)
     episodes = EpisodeRewards(n_seeds, columns, longest)
-    pending: list[dict[str, Any]] = []  # agent metrics (S, U) since the last log (on the device until logged)
     saved = files.load()
     if saved is None:
         obs = vec.reset([env_seed(seed, c, 0) for seed in job.seeds for c in range(columns)])
         ep_keys = episode_keys(seeds, np.ones((n_seeds, columns), bool), 0,
                                np.zeros((n_seeds, columns, 2), np.uint32))  # (S, N, 2)
     else:
-        state = jax.tree_util.tree_map(jnp.asarray, saved["state"])
-        keys = jnp.asarray(saved["keys"])
         replay.restore(saved["replay"])
         rng.bit_generator.state = saved["rng"]
         counters = saved["counters"]
         obs = vec.restore(saved["envs"])
         ep_keys = saved["episode_keys"]
         episodes.rewards, episodes.length = saved["episode_rewards"]
-        pending = saved["pending"]
+    learner: Learner | None = None  # None: uniform actions, drawn below
+    if not agent.uniform_actions:
+        from harness.backends.learner import Learner
+        learner = Learner(agent, cfg, seeds, obs_dim + width, act_dim, column_task, n_tasks, saved)
     shards = files.shards
-
-    explore = make_policy(agent, cfg, deterministic=False)
-    greedy = make_policy(agent, cfg, deterministic=True)
-    learn = make_learner(agent, cfg)
-    observe = make_observer(agent, cfg) if agent.observe_episode is not None else None
-    task_ids = jnp.asarray(column_task)  # (N,)
-    eval_task_ids = jnp.arange(n_tasks, dtype=jnp.int32)  # (T,)
     clock = time.perf_counter()
     window = (clock, counters.env_steps, counters.updates)
     reported = clock
@@ -180,17 +172,14 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
         return x.reshape((n_seeds, columns, *x.shape[1:]))
 
     while counters.env_steps < job.budget:
-        if agent.uniform_actions or counters.env_steps < cfg.warmup_steps:
+        if learner is None or counters.env_steps < cfg.warmup_steps:
             action = rng.uniform(-1.0, 1.0, (n_seeds * columns, act_dim)).astype(np.float32)
         else:
             acting = obs if relabel is None else relabel.condition(obs, acting_psi)  # (S * N, obs + width)
-            actions, keys = explore(state, acting.reshape(n_seeds, columns, -1), keys, ep_keys, task_ids)
-            action = np.asarray(actions).reshape(n_seeds * columns, act_dim)
-        if learns and counters.env_steps >= cfg.warmup_steps and replay.size >= cfg.n_step:
-            batch = replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma, relabel)
-            state, metrics, keys = learn(state, batch, keys)
+            action = learner.act(acting.reshape(n_seeds, columns, -1), ep_keys).reshape(n_seeds * columns, act_dim)
+        if learner is not None and learns and counters.env_steps >= cfg.warmup_steps and replay.size >= cfg.n_step:
+            learner.learn(replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma, relabel))
             counters.updates += cfg.updates_per_step
-            pending.append(metrics)
         step = vec.step(action)
         done = step.terminated | step.truncated  # (S * N,)
         if learns:
@@ -200,19 +189,18 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
         obs = step.obs
         counters.env_steps += steps_per_iter
         any_ended = bool(done.any())
-        if observe is not None:
+        if learner is not None and learner.observes:
             episodes.add(step.reward.reshape(n_seeds, columns))
             if any_ended:
                 truncated = (step.truncated & ~step.terminated).reshape(n_seeds, columns)
                 ended = done.reshape(n_seeds, columns)
-                state = observe(state, *episodes.finished(ended), truncated, ended, task_ids)
+                learner.observe(*episodes.finished(ended), truncated, ended)
         if any_ended:  # episode returns are NaN except where an episode ended
             ep_keys = episode_keys(seeds, done.reshape(n_seeds, columns), counters.env_steps, ep_keys)
             log_episodes(job, shards, step.episode_return.reshape(seed_tasks),
                          step.episode_success.reshape(seed_tasks), counters.env_steps)
-        if len(pending) * cfg.updates_per_step >= job.log_every:
-            log_metrics(job, shards, jax.device_get(pending), counters.env_steps)
-            pending = []
+        if learner is not None and len(learner.pending) * cfg.updates_per_step >= job.log_every:
+            log_metrics(job, shards, learner.take_metrics(), counters.env_steps)
 
         if eval_due(job, counters):
             tick = time.perf_counter()
@@ -221,20 +209,20 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
             elapsed = max(tick - window[0], 1e-9)
             sps = (counters.env_steps - window[1]) / elapsed
             ups = (counters.updates - window[2]) / elapsed
-            if agent.uniform_actions:  # its own generator: training's stream is left as it was
+            if learner is None:  # its own generator: training's stream is left as it was
                 policy = partial(_uniform, np.random.default_rng([*seeds, counters.env_steps]), act_dim)
-            else:  # keys do not advance; each seed's first columns give the episode keys (unused when greedy)
-                policy = partial(_greedy_numpy, greedy, state, keys, ep_keys[:, :n_tasks], eval_task_ids)
+            else:  # each seed's first columns give the episode keys
+                policy = learner.policy(ep_keys[:, :n_tasks])
             per_run = (n_seeds, n_tasks, job.eval_episodes)
             if conditioning is None:
                 returns, successes = evaluate(eval_vec, policy, job.eval_episodes, seed=counters.env_steps)
             else:
                 returns, successes = evaluate_psi(job, conditioning, eval_vec, policy, counters.env_steps, files)
             record_evaluation(job, shards, counters, returns.reshape(per_run), successes.reshape(per_run), sps, ups)
-            files.save({"state": jax.device_get(state), "keys": np.asarray(keys), "replay": replay.state(),
-                        "rng": rng.bit_generator.state, "counters": counters, "envs": vec.state(),
-                        "episode_keys": ep_keys, "episode_rewards": (episodes.rewards, episodes.length),
-                        "pending": jax.device_get(pending)})
+            files.save({"replay": replay.state(), "rng": rng.bit_generator.state, "counters": counters,
+                        "envs": vec.state(), "episode_keys": ep_keys,
+                        "episode_rewards": (episodes.rewards, episodes.length),
+                        **({} if learner is None else learner.checkpoint())})
             window = (time.perf_counter(), counters.env_steps, counters.updates)
             reported = window[0]
             if progress is not None:
@@ -298,15 +286,6 @@ def _check_memory(needed: int, capacity: int, job: Job) -> None:
             f"the replay of {len(job.seeds)} seed(s) x {len(job.tasks)} task(s) needs {needed / 2**30:.1f} GiB "
             f"(replay_capacity {capacity:,} transitions per seed and task) and this machine has "
             f"{available / 2**30:.1f} GiB: lower replay_capacity, the seeds or the tasks of a job")
-
-
-def _greedy_numpy(greedy: Any, state: Any, keys: jax.Array, ep_keys: np.ndarray, task_ids: jax.Array,
-                  obs: np.ndarray) -> np.ndarray:
-    """Evaluation actions (S * T, act) for one observation per seed and task (S * T, obs), seed-major;
-    ep_keys (S, T, 2), task_ids (T,)."""
-    n_seeds = ep_keys.shape[0]
-    actions, _ = greedy(state, obs.reshape(n_seeds, -1, obs.shape[-1]), keys, ep_keys, task_ids)
-    return np.asarray(actions).reshape(obs.shape[0], -1)
 
 
 class EpisodeRewards:
