@@ -30,13 +30,13 @@ def rollout(task: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     got = []
     for _ in range(STEPS // 3 if domain == "dog" else STEPS):  # the dog steps slowly
         step = env.step(rng.uniform(spec.minimum, spec.maximum))
-        for key, value in family.measure(env.physics).items():
+        for key, value in family.measure(env.physics, {}).items():
             measured[key].append(value)
         got.append(step.reward)
     return {k: np.asarray(v) for k, v in measured.items()}, np.asarray(got, dtype=np.float64)
 
 
-@pytest.mark.parametrize("task", sorted(rewards.BY_TASK))
+@pytest.mark.parametrize("task", sorted(t for t in rewards.BY_TASK if t.startswith("dmc/")))
 def test_the_nominal_parameters_reproduce_the_tasks_reward(task: str) -> None:
     components, expected = rollout(task)
     family = rewards.family(task)
