@@ -193,6 +193,40 @@ def test_a_reward_conditioned_run_stores_curves_for_every_psi(whole: tuple[Path,
     assert query(db, "SELECT count(*) FROM curves WHERE metric = 'eval/return' AND psi = 'nominal'") == [(6,)]
 
 
+GROUPED = {
+    "name": "rc-grouped", "variant": "reward_conditioned",
+    "groups": {"pair": ["dmc/cartpole-balance", "dmc/cheetah-run"]},
+    "agents": {label: {"algo": "sac", "hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500}
+               for label in ("sac", "sac_nominal")},
+    "seeds": 1, "budget": 1000, "eval": {"every": 1000, "episodes": 1}, "log_every": 100,
+    "psi": {"unconditioned": ["sac_nominal"],
+            "eval": {"dmc/cartpole-balance": {"left": {"cart_target": -0.5}},
+                     "dmc/cheetah-run": {"backwards": {"direction": -1.0}}}},
+}
+
+
+def test_a_grouped_reward_conditioned_run_trains_its_tasks_together_into_duckdb(tmp_path: Path) -> None:
+    path, results = tmp_path / "m.yaml", tmp_path / "results"
+    path.write_text(yaml.safe_dump(GROUPED))
+    planned = harness("run", str(path), "--dry-run", results=results)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # cartpole: 5 observations, 1 action; cheetah: 17 and 6. The conditioned job also gets the ψ of the
+    # widest family (cheetah: run speed, direction).
+    printed = " ".join(planned.stdout.split())  # the console wraps long lines
+    assert "2 tasks, observations padded to 17 (+ 2 ψ inputs), actions 6" in printed
+    assert "2 tasks, observations padded to 17, actions 6" in printed  # the baseline
+    assert "the seeds and tasks of a job train together" in printed
+    done = harness("run", str(path), results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = query(results / "harness.duckdb",
+                 "SELECT r.label, r.variant, r.task, c.psi FROM curves c JOIN runs r USING (run_id) "
+                 "WHERE c.metric = 'eval/return' AND c.step = 1000 ORDER BY ALL")
+    assert rows == [(label, variant, task, psi) for label, variant in (("sac-rc", "reward_conditioned"),
+                                                                      ("sac_nominal-mt", "multitask"))
+                    for task, psi in (("dmc/cartpole-balance", "left"), ("dmc/cartpole-balance", "nominal"),
+                                      ("dmc/cheetah-run", "backwards"), ("dmc/cheetah-run", "nominal"))]
+
+
 def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path, whole: tuple[Path, Curves]) -> None:
     path, results = tmp_path / "m.yaml", tmp_path / "results"
     path.write_text(yaml.safe_dump(MANIFEST))
