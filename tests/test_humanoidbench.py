@@ -230,3 +230,30 @@ def test_other_parameters_of_a_humanoidbench_family_mean_what_they_say() -> None
     assert walk.reward(np, {**psi, "stand_height": 2.0}, c)[0] == pytest.approx(0.1 ** (0.6**2))
     # no actuator force is rewarded: with small_control 0 the control factor is 1 - w
     assert walk.reward(np, {**psi, "control_cost": 0.5}, {**c, "small_control": np.array([0.0])})[0] == 0.5
+
+
+def test_the_shipped_reward_conditioned_manifest_runs_small_on_h1_walk(installed: dict[str, object],
+                                                                        tmp_path: Path) -> None:
+    # suites/rcrl-humanoidbench.yaml with its h1-walk task, its conditioned SAC and its nominal-only
+    # baseline, at toy sizes: every evaluation ψ of h1-walk gets its curve points.
+    shipped = yaml.safe_load((ROOT / "suites" / "rcrl-humanoidbench.yaml").read_text())
+    tiny = {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 200}
+    small = {**shipped, "tasks": ["humanoidbench/h1-walk"], "seeds": 1, "budget": 400,
+             "eval": {"every": 400, "episodes": 1}, "log_every": 100,
+             "agents": {"sac": tiny, "sac_nominal": {"algo": "sac", **tiny}},
+             "psi": {**shipped["psi"], "references": {},
+                     "eval": {"humanoidbench/h1-walk": shipped["psi"]["eval"]["humanoidbench/h1-walk"]}}}
+    manifest = tmp_path / "rc.yaml"
+    manifest.write_text(yaml.safe_dump(small))
+    results = tmp_path / "results"
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(manifest)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
+        points = con.execute("SELECT r.label, c.psi, c.value FROM curves c JOIN runs r USING (run_id) "
+                             "WHERE c.metric = 'eval/return' AND c.step = 400").fetchall()
+    labels = {"nominal", *shipped["psi"]["eval"]["humanoidbench/h1-walk"]}
+    assert sorted((label, psi) for label, psi, _ in points) == sorted(
+        (label, psi) for label in ("sac-rc", "sac_nominal") for psi in labels)
+    assert all(np.isfinite(value) for _, _, value in points)
