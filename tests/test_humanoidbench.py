@@ -25,6 +25,7 @@ import yaml
 
 from harness import catalog, catalog_humanoidbench, rewards
 from harness.envs import make
+from harness.envs.base import EpisodeEnv
 from harness.install import installed_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +190,7 @@ def measured_rollout(name: str, steps: int) -> tuple[dict[str, np.ndarray], np.n
     """``steps`` random-action steps of an env that measures reward components, resetting after each
     episode's end: the components {name: (steps,)} and the env's rewards (steps,)."""
     env = make(name, 0, components=True)
+    assert isinstance(env, EpisodeEnv)
     family = rewards.family(name)
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_size))  # (steps, act)
     env.reset()

@@ -278,7 +278,8 @@ def test_an_agent_that_learns_from_whole_episodes_is_refused_for_relabelled_trai
         path = write(tmp_path, with_(variant="reward_conditioned", tasks=["dmc/walker-run"], agents=agents, psi=psi))
         result = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--results", str(tmp_path / "results")])
         assert result.exit_code == 2, result.output
-        assert f"agents.{label}: agent 'brc' also learns from whole training episodes" in " ".join(result.output.split())
+        printed = " ".join(result.output.split())  # the console wraps long lines
+        assert f"agents.{label}: agent 'brc' also learns from whole training episodes" in printed
     # As the unconditioned baseline, trained on ψ* alone, it sees the rewards it learns from.
     agents = {"sac": {"warmup_steps": 1000}, "base": {"algo": "brc", **small}}
     fine = with_(variant="reward_conditioned", tasks=["dmc/walker-run"], agents=agents,

@@ -4,6 +4,9 @@ other ψ change it as their meaning says; the same function runs on numpy and in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +16,7 @@ from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy, Sawy
 
 from harness import rewards
 from harness.envs import dmc_custom, make
+from harness.envs.base import EpisodeEnv
 from harness.errors import InputError
 
 STEPS = 300
@@ -126,13 +130,15 @@ def test_psi_draws_follow_the_mixture() -> None:
 
 # MetaWorld's scripted experts, with noise, so that the rollouts grasp, place and succeed: a random
 # policy never reaches the branches of push's and pick-place's rewards beyond the first.
-MW_EXPERTS = {"metaworld/reach": SawyerReachV3Policy, "metaworld/push": SawyerPushV3Policy,
-              "metaworld/pick-place": SawyerPickPlaceV3Policy}
+MW_EXPERTS: dict[str, Callable[[], Any]] = {
+    "metaworld/reach": SawyerReachV3Policy, "metaworld/push": SawyerPushV3Policy,
+    "metaworld/pick-place": SawyerPickPlaceV3Policy}
 
 
 @pytest.mark.parametrize("task", sorted(t for t in rewards.BY_TASK if t.startswith("metaworld/")))
 def test_the_nominal_parameters_reproduce_metaworlds_reward(task: str) -> None:
     env = make(task, 0, components=True)
+    assert isinstance(env, EpisodeEnv)
     family, expert, rng = rewards.family(task), MW_EXPERTS[task](), np.random.default_rng(0)
     obs, _ = env.reset()
     measured, expected = [], []
