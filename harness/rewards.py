@@ -565,6 +565,24 @@ def relabel(xp: Any, fam: Family, psi: Arrays, components: Any) -> Any:
     return xp.sum(xp.where(happened, per_step, 0.0), axis=-1)
 
 
+def markdown() -> str:
+    """Every family as Markdown: its components, its parameters with their ranges and draws, and
+    its tasks with ψ* (the reference table of ``docs/rewards.md``, which a test keeps equal)."""
+    low, high = SCALE_RANGE
+    draws = {"scale": f"ψ* × log-uniform [{low:g}, {high:g}], clipped", "uniform": "uniform over the range",
+             "sign": "ψ* with a random sign"}
+    lines = []
+    for fam in FAMILIES.values():
+        lines += [f"### {fam.name}", "", f"Components: {', '.join(f'`{c}`' for c in fam.components)}.", "",
+                  "| ψ | range | p_Ψ draw | meaning |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{p.name}` | [{p.low:g}, {p.high:g}] | {draws[p.draw]} | {p.doc} |" for p in fam.params]
+        lines += ["", "| task | ψ* |", "| --- | --- |"]
+        lines += [f"| `{task}` | {', '.join(f'{k} {v:g}' for k, v in psi.items())} |"
+                  for task, psi in fam.nominal.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def measured(fam: Family, simulator: Any, info: Mapping[str, Any]) -> tuple[float, ...]:
     """The components of ``fam`` after a step of ``simulator`` whose info was ``info``, in the family's
     order (what :class:`harness.envs.base.SimStep` carries)."""

@@ -5,6 +5,7 @@ other ψ change it as their meaning says; the same function runs on numpy and in
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -174,3 +175,10 @@ def test_metaworld_parameters_mean_what_they_say() -> None:
     near = {"hand_to_target": np.array([0.04, 0.3]), "hand_start_to_target": np.array([0.2, 0.2])}
     # 0.3 m is 0.25 m beyond the 5 cm radius, 1.25 margins: 10 / ((1.25 * 3) ** 2 + 1)
     np.testing.assert_allclose(reach.reward(np, {"target_radius": 0.05}, near), [10.0, 10 / (1.25**2 * 9 + 1)])
+
+
+def test_the_documented_families_are_those_of_the_code() -> None:
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "rewards.md").read_text()
+    assert documented.endswith(rewards.markdown())  # regenerate: see the command in docs/rewards.md
+    for fam in rewards.FAMILIES.values():
+        assert f"### {fam.name}\n" in documented
