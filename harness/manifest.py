@@ -365,8 +365,6 @@ def validate(raw: dict[str, Any], path: Path) -> Plan:
     for spec in specs:
         _check_learns(spec, manifest.budget, path)
     psi = None if manifest.psi is None else _psi_settings(manifest, task_sets, path)
-    if manifest.psi is not None:
-        _check_relabelled_agents(manifest, specs, path)
     return Plan(manifest, path, tasks, specs, _expand(manifest, task_sets, specs, psi))
 
 
@@ -552,19 +550,6 @@ def _check_learns(spec: AgentSpec, budget: int, path: Path) -> None:
         raise InputError(f"{path}: budget {budget:,} is not above agent {spec.label}'s warm-up of {warmup:,} "
                          f"environment steps: it would never update; expected budget > {warmup:,}, or "
                          f"agents.{spec.label}.warmup_steps below {budget:,}")
-
-
-def _check_relabelled_agents(manifest: Manifest, specs: Sequence[AgentSpec], path: Path) -> None:
-    """The agents of a reward-conditioned manifest that train on relabelled rewards (all but those of
-    ``psi.unconditioned``) must learn from sampled transitions alone: an agent that also learns from
-    whole training episodes (``observe_episode``, BRC's return statistics) would see them under ψ*."""
-    assert manifest.psi is not None
-    for spec in specs:
-        if spec.label not in manifest.psi.unconditioned and agents.get(spec.algo).observe_episode is not None:
-            raise InputError(f"{path}: agents.{spec.label}: agent {spec.algo!r} also learns from whole training "
-                             "episodes (observe_episode: its reward scale), which are collected under ψ*, not the "
-                             "relabelled rewards r_ψ of its updates; under variant: reward_conditioned it can only "
-                             "be an unconditioned baseline (psi.unconditioned)")
 
 
 def _type_name(tp: Any) -> str:

@@ -264,24 +264,3 @@ def test_a_reference_agent_trains_on_the_tasks_that_have_its_psi(tmp_path: Path)
     grouped = {k: v for k, v in data.items() if k != "tasks"} | {"groups": {"loco": ["walker-run", "cheetah-run"]}}
     with pytest.raises(InputError, match=r"psi.references.ref: .*dmc/cheetah-run has no ψ 'speed4'"):
         manifest.load(write(tmp_path, grouped, "groups.yaml"))
-
-
-def test_an_agent_that_learns_from_whole_episodes_is_refused_for_relabelled_training(tmp_path: Path) -> None:
-    # BRC scales rewards by the returns of whole training episodes (observe_episode), collected under
-    # ψ*: as a conditioned agent or a reference its updates would see relabelled rewards at that scale.
-    evaluations = {"walker-run": {"speed4": {"move_speed": 4}}}
-    small = {"critic_width": 32, "actor_width": 16, "warmup_steps": 1000}
-    for label, agents, psi in (
-            ("brc", {"brc": small}, {"eval": evaluations}),
-            ("ref", {"sac": {"warmup_steps": 1000}, "ref": {"algo": "brc", **small}},
-             {"references": {"ref": "speed4"}, "eval": evaluations})):
-        path = write(tmp_path, with_(variant="reward_conditioned", tasks=["dmc/walker-run"], agents=agents, psi=psi))
-        result = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--results", str(tmp_path / "results")])
-        assert result.exit_code == 2, result.output
-        printed = " ".join(result.output.split())  # the console wraps long lines
-        assert f"agents.{label}: agent 'brc' also learns from whole training episodes" in printed
-    # As the unconditioned baseline, trained on ψ* alone, it sees the rewards it learns from.
-    agents = {"sac": {"warmup_steps": 1000}, "base": {"algo": "brc", **small}}
-    fine = with_(variant="reward_conditioned", tasks=["dmc/walker-run"], agents=agents,
-                 psi={"unconditioned": ["base"], "eval": evaluations})
-    assert len(manifest.load(write(tmp_path, fine)).jobs) == 2
