@@ -182,3 +182,13 @@ def test_the_documented_families_are_those_of_the_code() -> None:
     assert documented.endswith(rewards.markdown())  # regenerate: see the command in docs/rewards.md
     for fam in rewards.FAMILIES.values():
         assert f"### {fam.name}\n" in documented
+
+
+@pytest.mark.parametrize("name", sorted(rewards.FAMILIES))
+def test_every_family_relabels_inside_jit_as_in_numpy(name: str) -> None:
+    family, rng = rewards.FAMILIES[name], np.random.default_rng(0)
+    c = {k: rng.uniform(0, 1, 16) for k in family.components}  # (16,) each
+    psi = rewards.draw_psi(np, family, next(iter(family.nominal.values())), 0.5,
+                           rng.random((16, 1 + len(family.params))))
+    got = jax.jit(lambda p, x: family.reward(jnp, p, x))(psi, c)
+    np.testing.assert_allclose(np.asarray(got), family.reward(np, psi, c), rtol=1e-5, atol=1e-6)  # float32
