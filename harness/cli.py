@@ -233,20 +233,24 @@ def _print_plan(plan: object, out: Path, runs_on: str, overrides: list[str], ver
         f"  seeds {m.seed_list}; budget {m.budget:,} env steps; eval every {m.eval.every:,} steps x "
         f"{m.eval.episodes} episodes{'; tag ' + m.tag if m.tag else ''}"
     )
-    together = "the seeds and tasks of a job train together" if m.variant == "multitask" else \
-        "the seeds of a job train together"
+    grouped = m.variant == "multitask" or (m.variant == "reward_conditioned" and m.groups is not None)
+    together = "the seeds and tasks of a job train together" if grouped else "the seeds of a job train together"
     console.print(
         f"  {len(plan.runs)} runs in {len(plan.jobs)} jobs ({together}): "
         f"{states.count('new')} new, {states.count('resumable')} to resume, {states.count('finished')} finished"
     )
     known = None
-    if m.variant == "multitask":
+    if grouped:
+        from harness.conditioning import Conditioning
         from harness.envs import sizes
 
         known = sizes.measured(out, plan.tasks, console)
         for job in plan.jobs:
             obs, act = max(known[t][0] for t in job.tasks), max(known[t][1] for t in job.tasks)
-            console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}, "
+            conditioning = Conditioning.of(job)
+            width = 0 if conditioning is None else conditioning.width
+            psi = f" (+ {width} ψ inputs)" if width else ""
+            console.print(f"  job {describe(job)}: {len(job.tasks)} tasks, observations padded to {obs}{psi}, "
                           f"actions {act}")
     console.print(Text(f"  results: {out}/ (store {out / 'harness.duckdb'}); {runs_on}"))
     _warn_slow_jobs(plan, known)

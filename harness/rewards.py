@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.errors import InputError
 
-Sigmoid = Literal["gaussian", "linear", "quadratic"]
+Sigmoid = Literal["gaussian", "linear", "quadratic", "long_tail"]
 Arrays = Mapping[str, Any]
 INF = math.inf
 
@@ -34,7 +34,8 @@ INF = math.inf
 def tolerance(xp: Any, x: Any, lower: Any, upper: Any, margin: Any = 0.0, sigmoid: Sigmoid = "gaussian",
               value_at_margin: float = 0.1) -> Any:
     """1 where ``lower <= x <= upper``; outside, a sigmoid of the distance to the nearest bound in
-    units of ``margin`` that equals ``value_at_margin`` one margin away (dm_control's shapes). A
+    units of ``margin`` that equals ``value_at_margin`` one margin away (dm_control's shapes, and
+    MetaWorld's ``long_tail``). A
     ``margin`` of the Python number 0 gives 0 outside the bounds; an array margin must be positive."""
     inside = (lower <= x) & (x <= upper)
     if isinstance(margin, (int, float)) and margin == 0:
@@ -45,6 +46,8 @@ def tolerance(xp: Any, x: Any, lower: Any, upper: Any, margin: Any = 0.0, sigmoi
     elif sigmoid == "linear":
         scaled = d * (1 - value_at_margin)
         outside = xp.where(xp.abs(scaled) < 1, 1 - scaled, 0.0)
+    elif sigmoid == "long_tail":
+        outside = 1 / ((d * math.sqrt(1 / value_at_margin - 1)) ** 2 + 1)
     else:
         scaled = d * math.sqrt(1 - value_at_margin)
         outside = xp.where(xp.abs(scaled) < 1, 1 - scaled**2, 0.0)
@@ -77,8 +80,10 @@ class Family:
     components: tuple[str, ...]
     """Names of the per-step components, in the order they are stored."""
     params: tuple[Param, ...]
-    measure: Callable[[Any], dict[str, float]]
-    """physics after a control step -> the components."""
+    measure: Callable[[Any, Mapping[str, Any]], dict[str, float]]
+    """(simulator, the info of its step) after a control step -> the components. The simulator is
+    what the suite's adapter steps: dm_control's ``Physics`` (whose steps have no info: ``{}``),
+    HumanoidBench's unwrapped ``HumanoidEnv``, MetaWorld's ``SawyerXYZEnv``."""
     reward: Callable[[Any, Arrays, Arrays], Any]
     """(xp, ψ, components) -> r_ψ."""
     nominal: Mapping[str, Mapping[str, float]]
@@ -157,7 +162,7 @@ def _dog(xp: Any, psi: Arrays, c: Arrays) -> Any:
     return xp.where(speed == 0, stand, stand * (4 * forward + 1) / 5)
 
 
-def _measure_dog(p: Any) -> dict[str, float]:
+def _measure_dog(p: Any, _: Mapping[str, Any]) -> dict[str, float]:
     torso, pelvis = p.torso_pelvis_height()
     head_up, torso_up, pelvis_up = p.upright()
     return {"torso_height": float(torso), "pelvis_height": float(pelvis), "upright_head": float(head_up),
@@ -169,13 +174,230 @@ def _control(physics: Any) -> float:
     return small_control(physics.control())
 
 
+# ------------------------------------------------------------------------------------------------
+# HumanoidBench (locomotion; ``humanoid_bench/envs/basic_locomotion_envs.py`` and ``pole.py`` at
+# the pinned commit). The tasks' terms are dm_control's tolerances of the robot's head height,
+# torso uprightness, centre-of-mass velocity and actuator forces; the h1 and h1hand robots share
+# them. Where the suite's constant is a ψ here, its margin scales with it as the suite's does.
+
+HB_STAND_MARGIN = 1 / 4
+"""Standing margin as a fraction of the stand height (HumanoidBench: 1.65 / 4)."""
+HB_CLIMB_MARGIN = 0.45 / 1.2
+"""Stair and slide: margin of the head-over-foot height as a fraction of it (0.45 at 1.2 m)."""
+HB_FORCE_MARGIN = 10.0
+"""Actuator force (N) at which a motor's small-control term reaches 0."""
+
+
+def _hb_control(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    """HumanoidBench's ``(4 + small_control) / 5`` with the weight 1/5 a ψ: 1 - w (1 - small_control)."""
+    return 1 - psi["control_cost"] * (1 - c["small_control"])
+
+
+def _hb_move(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    """``(5 move + 1) / 6``: forward (or, direction -1, backward) centre-of-mass speed above ψ's."""
+    speed = psi["move_speed"]
+    move = tolerance(xp, psi["direction"] * c["com_velocity_x"], speed, INF, xp.maximum(speed, 1e-9), "linear", 0.0)
+    return (5 * move + 1) / 6
+
+
+def _hb_dont_move(xp: Any, c: Arrays) -> Any:
+    return (tolerance(xp, c["com_velocity_x"], 0.0, 0.0, 2.0) + tolerance(xp, c["com_velocity_y"], 0.0, 0.0, 2.0)) / 2
+
+
+def _hb_stand(xp: Any, psi: Arrays, c: Arrays, upright_from: float) -> Any:
+    height = psi["stand_height"]
+    standing = tolerance(xp, c["head_height"], height, INF, height * HB_STAND_MARGIN)
+    return standing * tolerance(xp, c["torso_upright"], upright_from, INF, 1.9, "linear", 0.0)
+
+
+def _hb_walk(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    stand = _hb_control(xp, psi, c) * _hb_stand(xp, psi, c, 0.9)
+    return stand * xp.where(psi["move_speed"] == 0, _hb_dont_move(xp, c), _hb_move(xp, psi, c))
+
+
+def _hb_hurdle(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    reward = _hb_control(xp, psi, c) * _hb_stand(xp, psi, c, 0.8) * _hb_move(xp, psi, c)
+    return reward * xp.where(c["wall_contact"] > 0, psi["contact_discount"], 1.0)
+
+
+def _hb_climb(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    height = psi["stand_height"]
+    standing = (tolerance(xp, c["head_over_left_foot"], height, INF, height * HB_CLIMB_MARGIN)
+                * tolerance(xp, c["head_over_right_foot"], height, INF, height * HB_CLIMB_MARGIN))
+    upright = tolerance(xp, c["torso_upright"], 0.5, INF, 1.9, "linear", 0.0)
+    return standing * upright * _hb_control(xp, psi, c) * _hb_move(xp, psi, c)
+
+
+def _hb_pole(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    reward = 0.5 * (_hb_control(xp, psi, c) * _hb_stand(xp, psi, c, 0.9)) + 0.5 * _hb_move(xp, psi, c)
+    return reward * xp.where(c["pole_contact"] > 0, psi["contact_discount"], 1.0)
+
+
+def _hb_crawl(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    height = psi["crawl_height"]
+    head = tolerance(xp, c["head_height"], height - 0.2, height + 0.2, 1.0)
+    body = tolerance(xp, c["imu_height"], height - 0.2, height + 0.2, 1.0)
+    pose = tolerance(xp, c["pelvis_quat_distance"], 0.0, 0.0, 1.0)
+    in_tunnel = tolerance(xp, c["imu_y"], -1.0, 1.0)
+    return (0.1 * _hb_control(xp, psi, c) + 0.25 * xp.minimum(body, head) + 0.4 * _hb_move(xp, psi, c)
+            + 0.25 * pose) * in_tunnel
+
+
+def _hb_sit(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    height = psi["sit_height"]
+    sitting = tolerance(xp, c["pelvis_height"], height - 0.02, height + 0.02, 0.2)
+    on_chair = (tolerance(xp, c["chair_offset_x"], -0.19, 0.19, 0.2)
+                * tolerance(xp, c["chair_offset_y"], 0.0, 0.0, 0.1))
+    posture = tolerance(xp, c["head_over_imu"], 0.35, 0.45, 0.3)
+    upright = tolerance(xp, c["torso_upright"], 0.95, INF, 0.9, "linear", 0.0)
+    sit = (0.5 * sitting + 0.5 * on_chair) * upright * posture
+    return _hb_control(xp, psi, c) * sit * _hb_dont_move(xp, c)
+
+
+def _hb_body(env: Any) -> dict[str, float]:
+    """The terms every HumanoidBench locomotion reward reads, from the unwrapped env after its step."""
+    velocity = env.named.data.sensordata["pelvis_subtreelinvel"]  # (3,) centre-of-mass velocity
+    forces = np.asarray(env.data.actuator_force)  # (actuators,)
+    return {"head_height": float(env.named.data.site_xpos["head", "z"]),
+            "torso_upright": float(env.named.data.xmat["torso_link", "zz"]),
+            "com_velocity_x": float(velocity[0]), "com_velocity_y": float(velocity[1]),
+            "small_control": float(np.mean(tolerance(np, forces, 0.0, 0.0, HB_FORCE_MARGIN, "quadratic", 0.0)))}
+
+
+def _hb_touches(env: Any, hit: Callable[[int], bool], ground_too: bool = True) -> float:
+    """1.0 when a contact of this step involves a geom ``hit`` selects (not counting contacts with
+    geom 0, the floor, unless ``ground_too``), else 0.0."""
+    for pair in env.data.contact.geom:  # (contacts, 2) geom ids
+        if (ground_too or 0 not in pair) and (hit(int(pair[0])) or hit(int(pair[1]))):
+            return 1.0
+    return 0.0
+
+
+def _measure_hb_hurdle(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    names = env.named.data.geom_xpos.axes.row.names
+    walls = {names.index(f"{side}_barrier_collision") for side in ("left", "right", "behind")}
+    return {**_hb_body(env), "wall_contact": _hb_touches(env, walls.__contains__)}
+
+
+def _measure_hb_pole(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    names = env.named.data.geom_xpos.axes.row.names
+    return {**_hb_body(env), "pole_contact": _hb_touches(env, lambda g: "pole_r" in names[g], ground_too=False)}
+
+
+def _measure_hb_climb(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    body, sites = _hb_body(env), env.named.data.site_xpos
+    return {**body, "head_over_left_foot": body["head_height"] - float(sites["left_foot", "z"]),
+            "head_over_right_foot": body["head_height"] - float(sites["right_foot", "z"])}
+
+
+HB_CRAWL_POSE = np.array([0.75, 0.0, 0.65, 0.0])
+"""The pelvis orientation (quaternion) HumanoidBench's crawl rewards."""
+
+
+def _measure_hb_crawl(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    imu = env.named.data.site_xpos["imu"]  # (3,)
+    return {**_hb_body(env), "imu_height": float(imu[2]), "imu_y": float(imu[1]),
+            "pelvis_quat_distance": float(np.linalg.norm(env.data.body("pelvis").xquat - HB_CRAWL_POSE))}
+
+
+def _measure_hb_sit(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    body, qpos, chair = _hb_body(env), env.data.qpos, env.named.data.xpos["chair"]
+    return {**body, "pelvis_height": float(qpos[2]), "chair_offset_x": float(qpos[0] - chair[0]),
+            "chair_offset_y": float(qpos[1] - chair[1]),
+            "head_over_imu": body["head_height"] - float(env.named.data.site_xpos["imu", "z"])}
+
+
+HB_BODY = ("head_height", "torso_upright", "com_velocity_x", "com_velocity_y", "small_control")
+HB_STAND_HEIGHT = Param("stand_height", 0.4, 2.0, "head height (m) above which standing is rewarded in full")
+HB_SPEED = Param("move_speed", 0.0, 10.0, "forward centre-of-mass speed (m/s) above which moving is rewarded "
+                                          "in full; 0: stand still")
+HB_CONTROL = Param("control_cost", 0.0, 1.0, "weight of the small-actuator-force term: the reward is scaled by "
+                                             "1 - w (1 - small_control)")
+HB_DIRECTION = Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")
+HB_CONTACT = Param("contact_discount", 0.0, 1.0, "factor of the reward at a step that touches the obstacle")
+
+
+def _hb_tasks(words: tuple[str, ...], **psi: float) -> dict[str, dict[str, float]]:
+    """ψ* of the h1 and h1hand tasks of the HumanoidBench task ``words``."""
+    return {f"humanoidbench/{robot}-{word.replace('_', '-')}": dict(psi)
+            for word in words for robot in ("h1", "h1hand")}
+
+
+HB_RUN_SPEED = Param("move_speed", 0.1, 10.0, "forward centre-of-mass speed (m/s) above which moving is rewarded "
+                                              "in full")
+
+
+# ------------------------------------------------------------------------------------------------
+# MetaWorld (3.0.0, ``metaworld/envs/sawyer_<task>_v3.py``, ``compute_reward`` of the default "v2"
+# reward). Distances are the env's own, after its step: the gripper's centre (``tcp_center``), the
+# object (observation 4:7), the target; ``grasp`` is MetaWorld's gripper-caging term as its step
+# reports it (``info["grasp_reward"]``), a function of the pads, the object and the action.
+
+MW_SUCCESS_REWARD = 10.0
+"""MetaWorld's reward once the object (or the hand, for reach) is within the target radius."""
+MW_NEAR_OBJECT = 0.02
+"""Gripper-to-object distance (m) under which an open gripper counts as holding the object."""
+
+
+def _mw_in_place(xp: Any, psi: Arrays, distance: Any, start: Any) -> Any:
+    """1 within the target radius; outside, MetaWorld's long tail over the start-to-target distance."""
+    return tolerance(xp, distance, 0.0, psi["target_radius"], start, "long_tail", 0.1)
+
+
+def _mw_reach(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    return MW_SUCCESS_REWARD * _mw_in_place(xp, psi, c["hand_to_target"], c["hand_start_to_target"])
+
+
+def _mw_holding(c: Arrays) -> Any:
+    return (c["hand_to_object"] < MW_NEAR_OBJECT) & (c["gripper_opening"] > 0)
+
+
+def _mw_push(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    in_place = _mw_in_place(xp, psi, c["object_to_target"], c["object_start_to_target"])
+    grasped = psi["grasp_weight"] * c["grasp"]
+    reward = xp.where(_mw_holding(c), 1 + 2 * grasped + psi["place_weight"] * in_place, grasped)
+    return xp.where(c["object_to_target"] < psi["target_radius"], MW_SUCCESS_REWARD, reward)
+
+
+def _mw_pick_place(xp: Any, psi: Arrays, c: Arrays) -> Any:
+    in_place = _mw_in_place(xp, psi, c["object_to_target"], c["object_start_to_target"])
+    grasp = c["grasp"]
+    both = grasp + in_place - grasp * in_place  # the Hamacher product of the two
+    reward = xp.where(both > 0, grasp * in_place / xp.where(both > 0, both, 1.0), 0.0)
+    lifted = _mw_holding(c) & (c["object_lift"] > psi["lift_height"])
+    reward = xp.where(lifted, reward + 1 + psi["place_weight"] * in_place, reward)
+    return xp.where(c["object_to_target"] < psi["target_radius"], MW_SUCCESS_REWARD, reward)
+
+
+def _measure_mw_reach(env: Any, _: Mapping[str, Any]) -> dict[str, float]:
+    target = env._target_pos  # (3,)
+    return {"hand_to_target": float(np.linalg.norm(env.tcp_center - target)),
+            "hand_start_to_target": float(np.linalg.norm(env.hand_init_pos - target))}
+
+
+def _measure_mw_object(env: Any, info: Mapping[str, Any]) -> dict[str, float]:
+    obs, target = env._last_stable_obs, env._target_pos  # (39,), (3,)
+    obj = obs[4:7]
+    return {"hand_to_object": float(np.linalg.norm(obj - env.tcp_center)), "gripper_opening": float(obs[3]),
+            "object_to_target": float(np.linalg.norm(obj - target)),
+            "object_start_to_target": float(np.linalg.norm(env.obj_init_pos - target)),
+            "grasp": float(info["grasp_reward"]), "object_lift": float(obj[2] - env.obj_init_pos[2])}
+
+
+MW_OBJECT = ("hand_to_object", "gripper_opening", "object_to_target", "object_start_to_target", "grasp",
+             "object_lift")
+MW_RADIUS = Param("target_radius", 0.01, 0.2, "distance (m) to the target within which the reward is the "
+                                              "success reward (10) and placing is rewarded in full")
+MW_PLACE = Param("place_weight", 0.0, 20.0, "weight of the in-place term while the object is held")
+
+
 FAMILIES: dict[str, Family] = {
     "walker": Family(
         "walker", ("torso_height", "torso_upright", "velocity"),
         (Param("stand_height", 0.3, 1.5, "torso height (m) above which standing is rewarded in full"),
          Param("move_speed", 0.0, 12.0, "speed (m/s) above which moving is rewarded in full; 0: stand"),
          Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
-        lambda p: {"torso_height": float(p.torso_height()), "torso_upright": float(p.torso_upright()),
+        lambda p, _: {"torso_height": float(p.torso_height()), "torso_upright": float(p.torso_upright()),
                    "velocity": float(p.horizontal_velocity())},
         _walker,
         {"dmc/walker-stand": {"stand_height": 1.2, "move_speed": 0.0, "direction": 1.0},
@@ -187,7 +409,7 @@ FAMILIES: dict[str, Family] = {
         "cheetah", ("velocity",),
         (Param("run_speed", 1.0, 20.0, "speed (m/s) above which running is rewarded in full"),
          Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
-        lambda p: {"velocity": float(p.speed())},
+        lambda p, _: {"velocity": float(p.speed())},
         _cheetah,
         {"dmc/cheetah-run": {"run_speed": 10.0, "direction": 1.0},
          "dmc/cheetah-run-backwards": {"run_speed": 8.0, "direction": -1.0}}),
@@ -196,7 +418,7 @@ FAMILIES: dict[str, Family] = {
         (Param("stand_height", 0.2, 1.2, "torso height over the foot (m) from which standing counts"),
          Param("hop_speed", 0.0, 6.0, "speed (m/s) above which hopping is rewarded in full; 0: stand"),
          Param("direction", -1.0, 1.0, "1: forward, -1: backward", "sign")),
-        lambda p: {"height": float(p.height()), "velocity": float(p.speed()), "small_control": _control(p)},
+        lambda p, _: {"height": float(p.height()), "velocity": float(p.speed()), "small_control": _control(p)},
         _hopper,
         {"dmc/hopper-stand": {"stand_height": 0.6, "hop_speed": 0.0, "direction": 1.0},
          "dmc/hopper-hop": {"stand_height": 0.6, "hop_speed": 2.0, "direction": 1.0},
@@ -204,7 +426,7 @@ FAMILIES: dict[str, Family] = {
     "cartpole": Family(
         "cartpole", ("cart_position", "pole_cosine", "pole_angular_velocity", "small_control"),
         (Param("cart_target", -1.0, 1.0, "rail position (m) the cart is rewarded for staying near", "uniform"),),
-        lambda p: {"cart_position": float(p.cart_position()), "pole_cosine": float(p.pole_angle_cosine()[0]),
+        lambda p, _: {"cart_position": float(p.cart_position()), "pole_cosine": float(p.pole_angle_cosine()[0]),
                    "pole_angular_velocity": float(p.angular_vel()[0]),
                    "small_control": float(tolerance(np, p.control()[0], 0.0, 0.0, 1.0, "quadratic", 0.0))},
         _cartpole,
@@ -212,14 +434,14 @@ FAMILIES: dict[str, Family] = {
     "reacher": Family(
         "reacher", ("distance",),
         (Param("radius", 0.011, 0.2, "finger-to-target distance (m) within which the reward is 1"),),
-        lambda p: {"distance": float(p.finger_to_target_dist())},
+        lambda p, _: {"distance": float(p.finger_to_target_dist())},
         _reacher,
         {"dmc/reacher-easy": {"radius": 0.05 + 0.01}, "dmc/reacher-hard": {"radius": 0.015 + 0.01}}),
     "humanoid": Family(
         "humanoid", ("head_height", "torso_upright", "com_velocity_x", "com_velocity_y", "small_control"),
         (Param("stand_height", 0.5, 1.6, "head height (m) above which standing is rewarded in full"),
          Param("move_speed", 0.0, 15.0, "speed (m/s) above which moving is rewarded in full; 0: stand still")),
-        lambda p: {"head_height": float(p.head_height()), "torso_upright": float(p.torso_upright()),
+        lambda p, _: {"head_height": float(p.head_height()), "torso_upright": float(p.torso_upright()),
                    "com_velocity_x": float(p.center_of_mass_velocity()[0]),
                    "com_velocity_y": float(p.center_of_mass_velocity()[1]), "small_control": _control(p)},
         _humanoid,
@@ -229,7 +451,7 @@ FAMILIES: dict[str, Family] = {
     "quadruped": Family(
         "quadruped", ("torso_upright", "velocity"),
         (Param("move_speed", 0.1, 8.0, "forward speed (m/s, torso frame) above which moving is rewarded in full"),),
-        lambda p: {"torso_upright": float(p.torso_upright()), "velocity": float(p.torso_velocity()[0])},
+        lambda p, _: {"torso_upright": float(p.torso_upright()), "velocity": float(p.torso_velocity()[0])},
         _quadruped,
         {"dmc/quadruped-walk": {"move_speed": 0.5}, "dmc/quadruped-run": {"move_speed": 5.0}}),
     "dog": Family(
@@ -242,9 +464,57 @@ FAMILIES: dict[str, Family] = {
         _dog,
         {f"dmc/dog-{task}": {"torso_height": 0.373698, "pelvis_height": 0.42854840999999994, "move_speed": speed}
          for task, speed in (("stand", 0.0), ("walk", 1.0), ("trot", 3.0), ("run", 9.0))}),
+    # HumanoidBench: walk, stand and run differ only in their speed; stair and slide share a reward.
+    "humanoidbench-walk": Family(
+        "humanoidbench-walk", HB_BODY, (HB_STAND_HEIGHT, HB_SPEED, HB_CONTROL, HB_DIRECTION),
+        lambda env, _: _hb_body(env), _hb_walk,
+        {**_hb_tasks(("stand",), stand_height=1.65, move_speed=0.0, control_cost=0.2, direction=1.0),
+         **_hb_tasks(("walk",), stand_height=1.65, move_speed=1.0, control_cost=0.2, direction=1.0),
+         **_hb_tasks(("run",), stand_height=1.65, move_speed=5.0, control_cost=0.2, direction=1.0)}),
+    "humanoidbench-hurdle": Family(
+        "humanoidbench-hurdle", (*HB_BODY, "wall_contact"),
+        (HB_STAND_HEIGHT, HB_RUN_SPEED, HB_CONTROL, HB_DIRECTION, HB_CONTACT), _measure_hb_hurdle, _hb_hurdle,
+        _hb_tasks(("hurdle",), stand_height=1.65, move_speed=5.0, control_cost=0.2, direction=1.0,
+                  contact_discount=0.1)),
+    "humanoidbench-climb": Family(
+        "humanoidbench-climb", (*HB_BODY, "head_over_left_foot", "head_over_right_foot"),
+        (Param("stand_height", 0.4, 2.0, "head height (m) over each foot above which standing is rewarded in full"),
+         HB_RUN_SPEED, HB_CONTROL, HB_DIRECTION), _measure_hb_climb, _hb_climb,
+        _hb_tasks(("stair", "slide"), stand_height=1.2, move_speed=1.0, control_cost=0.2, direction=1.0)),
+    "humanoidbench-pole": Family(
+        "humanoidbench-pole", (*HB_BODY, "pole_contact"),
+        (HB_STAND_HEIGHT, HB_RUN_SPEED, HB_CONTROL, HB_DIRECTION, HB_CONTACT), _measure_hb_pole, _hb_pole,
+        _hb_tasks(("pole",), stand_height=1.65, move_speed=0.5, control_cost=0.2, direction=1.0,
+                  contact_discount=0.1)),
+    "humanoidbench-crawl": Family(
+        "humanoidbench-crawl", (*HB_BODY, "imu_height", "imu_y", "pelvis_quat_distance"),
+        (Param("crawl_height", 0.3, 1.5, "centre (m) of the 0.4 m band of head and body heights rewarded in full"),
+         HB_RUN_SPEED, HB_CONTROL, HB_DIRECTION), _measure_hb_crawl, _hb_crawl,
+        _hb_tasks(("crawl",), crawl_height=0.8, move_speed=1.0, control_cost=0.2, direction=1.0)),
+    "humanoidbench-sit": Family(
+        "humanoidbench-sit", (*HB_BODY, "pelvis_height", "chair_offset_x", "chair_offset_y", "head_over_imu"),
+        (Param("sit_height", 0.3, 1.2, "centre (m) of the 4 cm band of pelvis heights rewarded in full"),
+         HB_CONTROL), _measure_hb_sit, _hb_sit,
+        _hb_tasks(("sit_simple", "sit_hard"), sit_height=0.7, control_cost=0.2)),
+    # MetaWorld
+    "metaworld-reach": Family(
+        "metaworld-reach", ("hand_to_target", "hand_start_to_target"), (MW_RADIUS,), _measure_mw_reach, _mw_reach,
+        {"metaworld/reach": {"target_radius": 0.05}}),
+    "metaworld-push": Family(
+        "metaworld-push", MW_OBJECT[:-1],
+        (MW_RADIUS, Param("grasp_weight", 0.0, 10.0, "weight of the gripper-caging term"), MW_PLACE),
+        _measure_mw_object, _mw_push,
+        {"metaworld/push": {"target_radius": 0.05, "grasp_weight": 2.0, "place_weight": 5.0}}),
+    "metaworld-pick-place": Family(
+        "metaworld-pick-place", MW_OBJECT,
+        (MW_RADIUS, MW_PLACE, Param("lift_height", 0.0, 0.2, "height (m) over its start the held object must be "
+                                                             "lifted for placing to be rewarded")),
+        _measure_mw_object, _mw_pick_place,
+        {"metaworld/pick-place": {"target_radius": 0.05, "place_weight": 5.0, "lift_height": 0.01}}),
 }
-"""Domain -> its reward family. The dog's stand heights are 0.9 of its default pose's (dm_control
-measures them at every episode start; they are constants of the model)."""
+"""Family name (a DMC domain; a HumanoidBench or MetaWorld reward) -> its reward family. The dog's
+stand heights are 0.9 of its default pose's (dm_control measures them at every episode start; they
+are constants of the model)."""
 
 BY_TASK: dict[str, Family] = {task: family for family in FAMILIES.values() for task in family.nominal}
 """Catalog task name -> the family of its reward."""
@@ -293,6 +563,31 @@ def relabel(xp: Any, fam: Family, psi: Arrays, components: Any) -> Any:
     per_step = fam.reward(xp, {k: xp.asarray(v)[..., None] for k, v in psi.items()}, named)
     happened = ~xp.isnan(components[..., 0])  # (..., repeat)
     return xp.sum(xp.where(happened, per_step, 0.0), axis=-1)
+
+
+def markdown() -> str:
+    """Every family as Markdown: its components, its parameters with their ranges and draws, and
+    its tasks with ψ* (the reference table of ``docs/rewards.md``, which a test keeps equal)."""
+    low, high = SCALE_RANGE
+    draws = {"scale": f"ψ* × log-uniform [{low:g}, {high:g}], clipped", "uniform": "uniform over the range",
+             "sign": "ψ* with a random sign"}
+    lines = []
+    for fam in FAMILIES.values():
+        lines += [f"### {fam.name}", "", f"Components: {', '.join(f'`{c}`' for c in fam.components)}.", "",
+                  "| ψ | range | p_Ψ draw | meaning |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{p.name}` | [{p.low:g}, {p.high:g}] | {draws[p.draw]} | {p.doc} |" for p in fam.params]
+        lines += ["", "| task | ψ* |", "| --- | --- |"]
+        lines += [f"| `{task}` | {', '.join(f'{k} {v:g}' for k, v in psi.items())} |"
+                  for task, psi in fam.nominal.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def measured(fam: Family, simulator: Any, info: Mapping[str, Any]) -> tuple[float, ...]:
+    """The components of ``fam`` after a step of ``simulator`` whose info was ``info``, in the family's
+    order (what :class:`harness.envs.base.SimStep` carries)."""
+    values = fam.measure(simulator, info)
+    return tuple(values[name] for name in fam.components)
 
 
 def family(task: str) -> Family:

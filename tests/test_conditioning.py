@@ -21,6 +21,7 @@ from harness import catalog, envs, rewards
 from harness import manifest as manifest_mod
 from harness import report as report_mod
 from harness import store as store_mod
+from harness.backends.host import EpisodeRewards, relabel_episodes
 from harness.conditioning import Conditioning
 from harness.envs.vector import VecEnv
 from harness.manifest import Job, PsiSettings
@@ -123,6 +124,29 @@ def test_a_reference_agent_trains_on_its_one_psi_without_seeing_it() -> None:
     assert job.relabels and psis[0]["move_speed"] == 2.0 and inputs.shape == (5, 0)
 
 
+def test_training_episodes_are_observed_under_the_psi_the_updates_see() -> None:
+    # A reference agent trained on cheetah-run backwards at 4 m/s: its episode statistics see r_ψ of
+    # the episode's components (velocities), not the nominal reward. One seed, two columns, three
+    # steps of action repeat 2; column 1's episode ended after its first sub-step of step 2 (NaN).
+    reference = dataclasses.replace(conditioning("dmc/cheetah-run"), conditioned=False, train_psi="back")
+    reference = dataclasses.replace(reference, settings=PsiSettings(0.5, "family", (
+        manifest_mod.EvalPsi("back", "dmc/cheetah-run", (("run_speed", 4.0), ("direction", -1.0))),)))
+    episodes = EpisodeRewards(seeds=1, num_envs=2, max_length=3, step=(2, 1))
+    episodes.add(np.array([[[[-4.0], [-2.0]], [[8.0], [2.0]]]]))  # (S, N, repeat, components)
+    episodes.add(np.array([[[[-6.0], [0.0]], [[-4.0], [np.nan]]]]))
+    seen, valid = episodes.finished(np.array([[True, True]]))
+    got = relabel_episodes(reference, np.random.default_rng(0), seen, np.zeros(2, np.int32))
+    # backwards at 4 m/s, linear to 0 one margin (4 m/s) short: -4 -> 1, -2 -> 0.5, -6 -> 1, 0 -> 0;
+    # 8 -> 0, 2 -> 0; -4 -> 1 then nothing. Padding (step 3) is masked out by valid.
+    np.testing.assert_allclose(got[..., :2], [[[1.5, 1.0], [0.0, 1.0]]])
+    np.testing.assert_array_equal(valid, [[[True, True, False], [True, True, False]]])
+    # A conditioned agent's episodes each get one ψ of the training mixture; with alpha 1 that is ψ*
+    # (10 m/s forward, linear to 0 at 0 m/s): column 1's first step, 8 -> 0.8 and 2 -> 0.2.
+    nominal = conditioning("dmc/cheetah-run", alpha=1.0)
+    got = relabel_episodes(nominal, np.random.default_rng(0), seen, np.zeros(2, np.int32))
+    assert got[0, 1, 0] == pytest.approx(1.0)
+
+
 def test_psi_draws_keep_psi_star_alpha_of_the_time_and_pad_a_multi_task_job() -> None:
     job = conditioning("dmc/walker-walk", "dmc/cheetah-run", alpha=0.3)
     task = np.repeat(np.array([0, 1]), 50_000)  # (P,)
@@ -191,6 +215,56 @@ def test_a_reward_conditioned_run_stores_curves_for_every_psi(whole: tuple[Path,
             assert abs(nominal - same) < 1e-3, (label, step, nominal, same)
     # Queries of the task's own score see the nominal points only, once per evaluation.
     assert query(db, "SELECT count(*) FROM curves WHERE metric = 'eval/return' AND psi = 'nominal'") == [(6,)]
+
+
+GROUPED = {
+    "name": "rc-grouped", "variant": "reward_conditioned",
+    "groups": {"pair": ["dmc/cartpole-balance", "dmc/cheetah-run"]},
+    "agents": {label: {"algo": "sac", "hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 500}
+               for label in ("sac", "sac_nominal")},
+    "seeds": 1, "budget": 1000, "eval": {"every": 1000, "episodes": 1}, "log_every": 100,
+    "psi": {"unconditioned": ["sac_nominal"],
+            "eval": {"dmc/cartpole-balance": {"left": {"cart_target": -0.5}},
+                     "dmc/cheetah-run": {"backwards": {"direction": -1.0}}}},
+}
+
+
+def test_a_grouped_reward_conditioned_run_trains_its_tasks_together_into_duckdb(tmp_path: Path) -> None:
+    path, results = tmp_path / "m.yaml", tmp_path / "results"
+    path.write_text(yaml.safe_dump(GROUPED))
+    planned = harness("run", str(path), "--dry-run", results=results)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # cartpole: 5 observations, 1 action; cheetah: 17 and 6. The conditioned job also gets the ψ of the
+    # widest family (cheetah: run speed, direction).
+    printed = " ".join(planned.stdout.split())  # the console wraps long lines
+    assert "2 tasks, observations padded to 17 (+ 2 ψ inputs), actions 6" in printed
+    assert "2 tasks, observations padded to 17, actions 6" in printed  # the baseline
+    assert "the seeds and tasks of a job train together" in printed
+    done = harness("run", str(path), results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = query(results / "harness.duckdb",
+                 "SELECT r.label, r.variant, r.task, c.psi FROM curves c JOIN runs r USING (run_id) "
+                 "WHERE c.metric = 'eval/return' AND c.step = 1000 ORDER BY ALL")
+    assert rows == [(label, variant, task, psi) for label, variant in (("sac-rc", "reward_conditioned"),
+                                                                      ("sac_nominal-mt", "multitask"))
+                    for task, psi in (("dmc/cartpole-balance", "left"), ("dmc/cartpole-balance", "nominal"),
+                                      ("dmc/cheetah-run", "backwards"), ("dmc/cheetah-run", "nominal"))]
+
+
+def test_brc_conditioned_and_as_a_reference_runs_into_duckdb(tmp_path: Path) -> None:
+    # BRC also learns from whole training episodes (its reward scale), which it sees relabelled.
+    small = {"algo": "brc", "critic_width": 32, "actor_width": 16, "batch_size": 16, "warmup_steps": 500}
+    data = {**MANIFEST, "name": "rc-brc", "budget": 1000, "eval": {"every": 1000, "episodes": 1},
+            "agents": {"brc": small, "brc_left": small},
+            "psi": {"references": {"brc_left": "left"},
+                    "eval": {"dmc/cartpole-balance": {"left": {"cart_target": -0.5}, "same": {"cart_target": 0.0}}}}}
+    path, results = tmp_path / "m.yaml", tmp_path / "results"
+    path.write_text(yaml.safe_dump(data))
+    done = harness("run", str(path), results=results)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = query(results / "harness.duckdb", "SELECT r.label, c.psi FROM curves c JOIN runs r USING (run_id) "
+                                              "WHERE c.metric = 'eval/return' AND c.step = 1000 ORDER BY ALL")
+    assert rows == [(label, psi) for label in ("brc-rc", "brc_left") for psi in ("left", "nominal", "same")]
 
 
 def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path: Path, whole: tuple[Path, Curves]) -> None:

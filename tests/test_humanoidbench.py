@@ -1,4 +1,5 @@
-"""HumanoidBench: the installer, every h1/h1hand task through the adapter, a SAC run, normalisation.
+"""HumanoidBench: the installer, every h1/h1hand task through the adapter, a SAC run, normalisation,
+the locomotion tasks' reward families.
 
 The installer runs once per test session from the HumanoidBench snapshot in
 ``../shared/vendor/humanoid-bench`` (what a user gets from upstream at the pinned commit), into
@@ -22,8 +23,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import catalog, catalog_humanoidbench
+from harness import catalog, catalog_humanoidbench, rewards
 from harness.envs import make
+from harness.envs.base import EpisodeEnv
 from harness.install import installed_record
 from harness.taskcheck import check_tasks
 
@@ -190,3 +192,78 @@ def test_short_sac_run_on_h1_walk_into_duckdb(installed: dict[str, object], tmp_
     assert runs == [("humanoidbench/h1-walk", "finished")]
     assert [step for step, _ in evals] == [300, 600] and all(np.isfinite(v) for _, v in evals)
     assert norm == [(2.377, 700.0)]
+
+
+def measured_rollout(name: str, steps: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``steps`` random-action steps of an env that measures reward components, resetting after each
+    episode's end: the components {name: (steps,)} and the env's rewards (steps,)."""
+    env = make(name, 0, components=True)
+    assert isinstance(env, EpisodeEnv)
+    family = rewards.family(name)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_size))  # (steps, act)
+    env.reset()
+    measured, got = [], []
+    for action in actions:
+        _, reward, terminated, truncated, _ = env.step(action)
+        assert env.components is not None and env.components.shape == (1, len(family.components))  # action repeat 1
+        measured.append(env.components[0])
+        got.append(reward)
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    table = np.array(measured)  # (steps, components)
+    return {c: table[:, k] for k, c in enumerate(family.components)}, np.array(got)
+
+
+@pytest.mark.parametrize("name", sorted(t for t in rewards.BY_TASK if t.startswith("humanoidbench/")))
+def test_the_nominal_parameters_reproduce_the_tasks_reward(installed: dict[str, object], name: str) -> None:
+    components, expected = measured_rollout(name, 100)
+    family = rewards.family(name)
+    got = family.reward(np, family.nominal[name], components)  # (steps,)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    for key in ("head_height", "torso_upright", "com_velocity_x", "small_control"):  # the rollout moved
+        assert np.ptp(components[key]) > 0, key
+
+
+def test_other_parameters_of_a_humanoidbench_family_mean_what_they_say() -> None:
+    walk = rewards.FAMILIES["humanoidbench-walk"]
+    # Head at 1.7 m (above 1.65), upright, no actuator force, 2 m/s forward.
+    c = {"head_height": np.array([1.7]), "torso_upright": np.array([1.0]), "com_velocity_x": np.array([2.0]),
+         "com_velocity_y": np.array([0.0]), "small_control": np.array([1.0])}
+    psi = dict(walk.nominal["humanoidbench/h1-walk"])
+    assert walk.reward(np, psi, c)[0] == pytest.approx(1.0)  # faster than walking (1 m/s): everything in full
+    # run (5 m/s, margin 5, linear to 0): move = 1 - 3/5 = 0.4, (5 * 0.4 + 1) / 6 = 0.5
+    assert walk.reward(np, {**psi, "move_speed": 5.0}, c)[0] == pytest.approx(0.5)
+    # backwards: -2 m/s is 3 m/s short of 1 m/s, beyond the margin: move 0 -> 1/6
+    assert walk.reward(np, {**psi, "direction": -1.0}, c)[0] == pytest.approx(1 / 6)
+    # a head height of 2 m is 0.3 m short, 0.6 of the margin 0.5: gaussian exp(-0.5 (0.6 * sqrt(-2 ln 0.1))^2)
+    assert walk.reward(np, {**psi, "stand_height": 2.0}, c)[0] == pytest.approx(0.1 ** (0.6**2))
+    # no actuator force is rewarded: with small_control 0 the control factor is 1 - w
+    assert walk.reward(np, {**psi, "control_cost": 0.5}, {**c, "small_control": np.array([0.0])})[0] == 0.5
+
+
+def test_the_shipped_reward_conditioned_manifest_runs_small_on_h1_walk(installed: dict[str, object],
+                                                                        tmp_path: Path) -> None:
+    # suites/rcrl-humanoidbench.yaml with its h1-walk task, its conditioned SAC and its nominal-only
+    # baseline, at toy sizes: every evaluation ψ of h1-walk gets its curve points.
+    shipped = yaml.safe_load((ROOT / "suites" / "rcrl-humanoidbench.yaml").read_text())
+    tiny = {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 200}
+    small = {**shipped, "tasks": ["humanoidbench/h1-walk"], "seeds": 1, "budget": 400,
+             "eval": {"every": 400, "episodes": 1}, "log_every": 100,
+             "agents": {"sac": tiny, "sac_nominal": {"algo": "sac", **tiny}},
+             "psi": {**shipped["psi"], "references": {},
+                     "eval": {"humanoidbench/h1-walk": shipped["psi"]["eval"]["humanoidbench/h1-walk"]}}}
+    manifest = tmp_path / "rc.yaml"
+    manifest.write_text(yaml.safe_dump(small))
+    results = tmp_path / "results"
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(manifest)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
+        points = con.execute("SELECT r.label, c.psi, c.value FROM curves c JOIN runs r USING (run_id) "
+                             "WHERE c.metric = 'eval/return' AND c.step = 400").fetchall()
+    labels = {"nominal", *shipped["psi"]["eval"]["humanoidbench/h1-walk"]}
+    assert sorted((label, psi) for label, psi, _ in points) == sorted(
+        (label, psi) for label in ("sac-rc", "sac_nominal") for psi in labels)
+    assert all(np.isfinite(value) for _, _, value in points)

@@ -1,16 +1,23 @@
-"""Reward families: with ψ* the family's reward is the task's own, at every step of a random rollout;
+"""Reward families: with ψ* the family's reward is the task's own, at every step of a rollout (DMC,
+MetaWorld; HumanoidBench's in test_humanoidbench.py, which installs it);
 other ψ change it as their meaning says; the same function runs on numpy and inside jax.jit."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from dm_control import suite
+from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy, SawyerReachV3Policy
 
 from harness import rewards
-from harness.envs import dmc_custom
+from harness.envs import dmc_custom, make
+from harness.envs.base import EpisodeEnv
 from harness.errors import InputError
 
 STEPS = 300
@@ -30,13 +37,13 @@ def rollout(task: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     got = []
     for _ in range(STEPS // 3 if domain == "dog" else STEPS):  # the dog steps slowly
         step = env.step(rng.uniform(spec.minimum, spec.maximum))
-        for key, value in family.measure(env.physics).items():
+        for key, value in family.measure(env.physics, {}).items():
             measured[key].append(value)
         got.append(step.reward)
     return {k: np.asarray(v) for k, v in measured.items()}, np.asarray(got, dtype=np.float64)
 
 
-@pytest.mark.parametrize("task", sorted(rewards.BY_TASK))
+@pytest.mark.parametrize("task", sorted(t for t in rewards.BY_TASK if t.startswith("dmc/")))
 def test_the_nominal_parameters_reproduce_the_tasks_reward(task: str) -> None:
     components, expected = rollout(task)
     family = rewards.family(task)
@@ -120,3 +127,68 @@ def test_psi_draws_follow_the_mixture() -> None:
     assert set(np.unique(signs)) == {-1.0, 1.0} and abs((signs < 0).mean() - 0.5) < 0.01
     normalised = rewards.normalise(np, walker, psi)  # (draws, parameters) in [-1, 1]
     assert normalised.shape == (100_000, 3) and normalised.min() >= -1 and normalised.max() <= 1
+
+
+# MetaWorld's scripted experts, with noise, so that the rollouts grasp, place and succeed: a random
+# policy never reaches the branches of push's and pick-place's rewards beyond the first.
+MW_EXPERTS: dict[str, Callable[[], Any]] = {
+    "metaworld/reach": SawyerReachV3Policy, "metaworld/push": SawyerPushV3Policy,
+    "metaworld/pick-place": SawyerPickPlaceV3Policy}
+
+
+@pytest.mark.parametrize("task", sorted(t for t in rewards.BY_TASK if t.startswith("metaworld/")))
+def test_the_nominal_parameters_reproduce_metaworlds_reward(task: str) -> None:
+    env = make(task, 0, components=True)
+    assert isinstance(env, EpisodeEnv)
+    family, expert, rng = rewards.family(task), MW_EXPERTS[task](), np.random.default_rng(0)
+    obs, _ = env.reset()
+    measured, expected = [], []
+    for _ in range(200):  # one episode
+        action = np.clip(expert.get_action(obs) + rng.normal(0, 0.3, env.action_size), -1, 1)
+        obs, reward, _, _, _ = env.step(action)
+        assert env.components is not None
+        measured.append(env.components[0])
+        expected.append(reward)
+    env.close()
+    table = np.array(measured)  # (200, components)
+    components = {c: table[:, k] for k, c in enumerate(family.components)}
+    got = family.reward(np, family.nominal[task], components)
+    # MetaWorld computes the grasp term, and so push's and pick-place's rewards, in float32 (its
+    # action is float32): the largest difference measured is 7.1e-7 (push; 0 for reach).
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert np.sum(np.asarray(expected) == rewards.MW_SUCCESS_REWARD) > 10  # the rollout reached the target
+    if "grasp" in components:
+        assert np.sum(rewards._mw_holding(components)) > 10  # and held the object
+
+
+def test_metaworld_parameters_mean_what_they_say() -> None:
+    push = rewards.FAMILIES["metaworld-push"]
+    # Held open near the object (1 cm), grasp term 0.5, object 10 cm from the target, which it started
+    # 10 cm from: in_place = long tail one margin out = 0.1; reward 1 + 2 * (2 * 0.5) + 5 * 0.1 = 3.5.
+    c = {"hand_to_object": np.array([0.01]), "gripper_opening": np.array([1.0]), "object_to_target": np.array([0.15]),
+         "object_start_to_target": np.array([0.1]), "grasp": np.array([0.5])}
+    psi = dict(push.nominal["metaworld/push"])
+    assert push.reward(np, psi, c)[0] == pytest.approx(3.5)
+    assert push.reward(np, {**psi, "place_weight": 0.0}, c)[0] == pytest.approx(3.0)
+    assert push.reward(np, {**psi, "target_radius": 0.16}, c)[0] == 10.0  # within a wider radius: success
+    reach = rewards.FAMILIES["metaworld-reach"]
+    near = {"hand_to_target": np.array([0.04, 0.3]), "hand_start_to_target": np.array([0.2, 0.2])}
+    # 0.3 m is 0.25 m beyond the 5 cm radius, 1.25 margins: 10 / ((1.25 * 3) ** 2 + 1)
+    np.testing.assert_allclose(reach.reward(np, {"target_radius": 0.05}, near), [10.0, 10 / (1.25**2 * 9 + 1)])
+
+
+def test_the_documented_families_are_those_of_the_code() -> None:
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "rewards.md").read_text()
+    assert documented.endswith(rewards.markdown())  # regenerate: see the command in docs/rewards.md
+    for fam in rewards.FAMILIES.values():
+        assert f"### {fam.name}\n" in documented
+
+
+@pytest.mark.parametrize("name", sorted(rewards.FAMILIES))
+def test_every_family_relabels_inside_jit_as_in_numpy(name: str) -> None:
+    family, rng = rewards.FAMILIES[name], np.random.default_rng(0)
+    c = {k: rng.uniform(0, 1, 16) for k in family.components}  # (16,) each
+    psi = rewards.draw_psi(np, family, next(iter(family.nominal.values())), 0.5,
+                           rng.random((16, 1 + len(family.params))))
+    got = jax.jit(lambda p, x: family.reward(jnp, p, x))(psi, c)
+    np.testing.assert_allclose(np.asarray(got), family.reward(np, psi, c), rtol=1e-5, atol=1e-6)  # float32

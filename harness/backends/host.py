@@ -17,7 +17,9 @@ A job of a reward-conditioned manifest (:mod:`harness.conditioning`) steps envs 
 components; a conditioned agent's replay keeps them, its observations carry ψ (ψ* when acting, a
 ψ drawn per sampled transition when learning, with the rewards recomputed; a reference agent's
 rewards are recomputed for its one ψ, its observations unchanged), and every evaluation also
-scores the policy under each named evaluation ψ (:func:`evaluate_psi`).
+scores the policy under each named evaluation ψ (:func:`evaluate_psi`). An agent that also learns
+from whole training episodes (``observe_episode``) sees them relabelled too: each finished
+episode's rewards recomputed for one ψ drawn as its updates draw theirs (:func:`relabel_episodes`).
 
 Resuming is exact: a checkpoint holds the agent states, keys, replay, generator, the pending
 agent metrics, the episode keys and rewards, and every env's episode seed and actions so far, from
@@ -144,7 +146,7 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     counters = Counters(next_eval=job.eval_every)
     seeds = list(job.seeds)
     longest = max(-(-t.episode_length // t.action_repeat) for t in tasks)
-    episodes = EpisodeRewards(n_seeds, columns, longest)
+    episodes = EpisodeRewards(n_seeds, columns, longest, () if stored is None else stored)
     saved = files.load()
     if saved is None:
         obs = vec.reset([env_seed(seed, c, 0) for seed in job.seeds for c in range(columns)])
@@ -190,11 +192,18 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
         counters.env_steps += steps_per_iter
         any_ended = bool(done.any())
         if learner is not None and learner.observes:
-            episodes.add(step.reward.reshape(n_seeds, columns))
+            if relabel is None:
+                episodes.add(step.reward.reshape(n_seeds, columns))
+            else:  # a relabelling job keeps the episode's components, relabelled when it ends
+                assert step.components is not None
+                episodes.add(per_column(step.components))
             if any_ended:
                 truncated = (step.truncated & ~step.terminated).reshape(n_seeds, columns)
                 ended = done.reshape(n_seeds, columns)
-                learner.observe(*episodes.finished(ended), truncated, ended)
+                seen, valid = episodes.finished(ended)
+                if relabel is not None:
+                    seen = relabel_episodes(relabel, rng, seen, column_task)
+                learner.observe(seen, valid, truncated, ended)
         if any_ended:  # episode returns are NaN except where an episode ended
             ep_keys = episode_keys(seeds, done.reshape(n_seeds, columns), counters.env_steps, ep_keys)
             log_episodes(job, shards, step.episode_return.reshape(seed_tasks),
@@ -289,23 +298,40 @@ def _check_memory(needed: int, capacity: int, job: Job) -> None:
 
 
 class EpisodeRewards:
-    """The rewards of each (seed, env column)'s current training episode, for agents that observe episodes."""
+    """The rewards of each (seed, env column)'s current training episode, for agents that observe
+    episodes; or, with a ``step`` shape, whatever each step gives of that shape (a relabelling job's
+    reward components (repeat, components))."""
 
-    def __init__(self, seeds: int, num_envs: int, max_length: int) -> None:
-        self.rewards = np.zeros((seeds, num_envs, max(1, max_length)), np.float32)  # (S, N, T), grows if needed
+    def __init__(self, seeds: int, num_envs: int, max_length: int, step: tuple[int, ...] = ()) -> None:
+        # (S, N, T, *step), T grows if needed
+        self.rewards = np.zeros((seeds, num_envs, max(1, max_length), *step), np.float32)
         self.length = np.zeros((seeds, num_envs), np.int64)  # (S, N) steps of the current episode so far
 
     def add(self, reward: np.ndarray) -> None:
-        """Append one step's rewards (S, N)."""
-        if self.length.max() >= self.rewards.shape[-1]:  # an episode longer than the catalog says
-            self.rewards = np.concatenate([self.rewards, np.zeros_like(self.rewards)], axis=-1)
+        """Append one step's rewards (S, N, *step)."""
+        if self.length.max() >= self.rewards.shape[2]:  # an episode longer than the catalog says
+            self.rewards = np.concatenate([self.rewards, np.zeros_like(self.rewards)], axis=2)
         s, e = np.indices(self.length.shape)
         self.rewards[s, e, self.length] = reward
         self.length += 1
 
     def finished(self, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rewards (S, N, T), valid (S, N, T)) of all columns; the ``ended`` (S, N) ones start over."""
-        valid = np.arange(self.rewards.shape[-1]) < self.length[..., None]
-        rewards = np.where(valid, self.rewards, 0.0).astype(np.float32)
+        """(rewards (S, N, T, *step), valid (S, N, T)) of all columns; the ``ended`` (S, N) ones start over."""
+        valid = np.arange(self.rewards.shape[2]) < self.length[..., None]
+        extra = (1,) * (self.rewards.ndim - 3)
+        rewards = np.where(valid.reshape(valid.shape + extra), self.rewards, 0.0).astype(np.float32)
         self.length[ended] = 0
         return rewards, valid
+
+
+def relabel_episodes(relabel: Conditioning, rng: np.random.Generator, components: np.ndarray,
+                     column_task: np.ndarray) -> np.ndarray:
+    """The rewards (S, N, T) of training episodes from their components (S, N, T, repeat, components):
+    each (seed, column)'s episode relabelled with one ψ drawn as an update draws a transition's (a
+    reference agent: its ψ), so that an agent's episode statistics see the rewards its updates see."""
+    n_seeds, columns, length = components.shape[:3]
+    task = np.broadcast_to(column_task, (n_seeds, columns))  # (S, N)
+    psis, _ = relabel.draw(rng, task)  # per task: values (S, N), or numbers
+    per_episode = [{k: np.asarray(v)[..., None] for k, v in psi.items()} for psi in psis]  # (S, N, 1) or (1,)
+    steps = np.broadcast_to(task[..., None], (n_seeds, columns, length))  # (S, N, T)
+    return relabel.reward(per_episode, steps, components).astype(np.float32)

@@ -19,20 +19,22 @@ from harness.errors import InputError
 __all__ = ["ADAPTERS", "BATCHED_SUITES", "Env", "make"]
 
 
-def _adapter(module: str, package: str, install: str) -> Callable[[Task, int], Env]:
-    """A factory that imports ``harness.envs.<module>`` (and so ``package``) on first use."""
+def _adapter(module: str, package: str, install: str) -> Callable[[Task, int, bool], Env]:
+    """A factory that imports ``harness.envs.<module>`` (and so ``package``) on first use; its third
+    argument asks for an env that measures reward components (only for :data:`MEASURED_SUITES`)."""
 
-    def make_env(task: Task, seed: int) -> Env:
+    def make_env(task: Task, seed: int, components: bool = False) -> Env:
         if importlib.util.find_spec(package) is None:
             raise InputError(f"task {task.name!r} needs the {package!r} package, which is not installed: "
                              f"{install}")
-        env: Env = importlib.import_module(f"harness.envs.{module}").make(task, seed)
+        adapter = importlib.import_module(f"harness.envs.{module}")
+        env: Env = adapter.make(task, seed, True) if components else adapter.make(task, seed)
         return env
 
     return make_env
 
 
-ADAPTERS: dict[str, Callable[[Task, int], Env]] = {
+ADAPTERS: dict[str, Callable[[Task, int, bool], Env]] = {
     "dmc": _adapter("dmc", "dm_control", "pip install dm-control==1.0.50 (a dependency of harness)"),
     "metaworld": _adapter("metaworld", "metaworld", "pip install 'harness[metaworld]'"),
     "myosuite": _adapter("myosuite", "myosuite", "pip install 'harness[myosuite]'"),
@@ -47,8 +49,9 @@ BATCHED_SUITES = frozenset({"playground"})
 backend trains their single-task jobs with the whole step on the JAX device."""
 
 
-MEASURED_SUITES = {"dmc": "dmc"}
-"""Suites whose adapter can measure reward components (:mod:`harness.rewards`), and that adapter's module."""
+MEASURED_SUITES = frozenset({"dmc", "humanoidbench", "metaworld"})
+"""Suites whose adapter can measure reward components (:mod:`harness.rewards`): its ``make`` takes
+``components``."""
 
 
 def make(task: Task | str, seed: int, components: bool = False) -> Env:
@@ -70,6 +73,4 @@ def make(task: Task | str, seed: int, components: bool = False) -> Env:
         rewards.family(task.name)  # InputError for a task without a reward family
         if task.suite not in MEASURED_SUITES:
             raise InputError(f"task {task.name!r}: the {task.suite} adapter does not measure reward components")
-        measured: Env = importlib.import_module(f"harness.envs.{MEASURED_SUITES[task.suite]}").make(task, seed, True)
-        return measured
-    return ADAPTERS[task.suite](task, seed)
+    return ADAPTERS[task.suite](task, seed, components)

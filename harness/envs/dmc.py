@@ -66,10 +66,7 @@ class DMCSimulator:
     def step(self, action: npt.NDArray[np.float64]) -> SimStep:
         """One control step."""
         timestep = self._env.step(rescale(action, self._low, self._high) if self._rescaled else action)
-        measured = None
-        if self._family is not None:
-            values = self._family.measure(self._env.physics)
-            measured = tuple(values[name] for name in self._family.components)
+        measured = None if self._family is None else rewards.measured(self._family, self._env.physics, {})
         return SimStep(_flatten(timestep.observation), float(timestep.reward), timestep.last(), False, measured)
 
     def close(self) -> None:

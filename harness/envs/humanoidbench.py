@@ -18,6 +18,9 @@ the global generator neither disturbs nor is disturbed by them.
 Success: for tasks whose HumanoidBench step reports ``success`` (basketball, bookshelf, cabinet,
 kitchen, package), ``info["success"]`` is 1.0 once it was reported at any step of the episode.
 The catalog scores every HumanoidBench task by return.
+
+Reward components: made with ``components``, an env of a task with a reward family
+(:mod:`harness.rewards`: the locomotion tasks) measures them from the unwrapped env after each step.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium.spaces import Box
 
+from harness import rewards
 from harness.catalog import Task
 from harness.envs import humanoidbench_compat
 from harness.envs.base import EpisodeEnv, Info, SimStep
@@ -44,9 +48,11 @@ def _import() -> None:
 
 
 class HumanoidBenchSimulator:
-    """A HumanoidBench task as a :class:`harness.envs.base.Simulator`."""
+    """A HumanoidBench task as a :class:`harness.envs.base.Simulator`; with ``components``, each step
+    also measures the task's reward components."""
 
-    def __init__(self, task: Task, seed: int) -> None:
+    def __init__(self, task: Task, seed: int, components: bool = False) -> None:
+        self._family = rewards.family(task.name) if components else None
         _import()
         try:
             env = gymnasium.make(task.env_id, render_mode=None, disable_env_checker=True)
@@ -87,7 +93,8 @@ class HumanoidBenchSimulator:
         """One HumanoidBench step."""
         obs, reward, terminated, _, info = self._swapped(self._env.step, action.astype(np.float32))
         solved = self.reports_success and bool(info.get("success", False))
-        return SimStep(np.asarray(obs, dtype=np.float32).ravel(), float(reward), bool(terminated), solved)
+        measured = None if self._family is None else rewards.measured(self._family, self._env, info)
+        return SimStep(np.asarray(obs, dtype=np.float32).ravel(), float(reward), bool(terminated), solved, measured)
 
     def close(self) -> None:
         """Release the env."""
@@ -108,6 +115,7 @@ class HumanoidBenchEnv(EpisodeEnv):
         return info
 
 
-def make(task: Task, seed: int) -> HumanoidBenchEnv:
-    """A HumanoidBench env of ``task`` whose first episode is seeded with ``seed``."""
-    return HumanoidBenchEnv(task, HumanoidBenchSimulator(task, seed))
+def make(task: Task, seed: int, components: bool = False) -> HumanoidBenchEnv:
+    """A HumanoidBench env of ``task`` whose first episode is seeded with ``seed``; with ``components``
+    its steps also give the task's reward components (``EpisodeEnv.components``)."""
+    return HumanoidBenchEnv(task, HumanoidBenchSimulator(task, seed, components))

@@ -33,6 +33,7 @@ from gymnasium.spaces import Box
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 from metaworld.sawyer_xyz_env import SawyerMocapBase, SawyerXYZEnv
 
+from harness import rewards
 from harness.catalog import Task
 from harness.envs.base import EpisodeEnv, SimStep
 
@@ -54,9 +55,11 @@ def patch_mocap_welds() -> None:
 
 
 class MetaWorldSimulator:
-    """A goal-observable MetaWorld v3 task as a :class:`harness.envs.base.Simulator`."""
+    """A goal-observable MetaWorld v3 task as a :class:`harness.envs.base.Simulator`; with
+    ``components``, each step also measures the task's reward components (:mod:`harness.rewards`)."""
 
-    def __init__(self, task: Task, seed: int) -> None:
+    def __init__(self, task: Task, seed: int, components: bool = False) -> None:
+        self._family = rewards.family(task.name) if components else None
         patch_mocap_welds()
         goal_observable: Callable[..., SawyerXYZEnv] = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[
             f"{task.env_id}-goal-observable"]
@@ -79,13 +82,15 @@ class MetaWorldSimulator:
     def step(self, action: npt.NDArray[np.float64]) -> SimStep:
         """One MetaWorld step (MetaWorld's frame skip of 5 physics steps)."""
         obs, reward, _, _, info = self._env.step(action.astype(np.float32))
-        return SimStep(np.asarray(obs, dtype=np.float32), float(reward), False, bool(info["success"]))
+        measured = None if self._family is None else rewards.measured(self._family, self._env, info)
+        return SimStep(np.asarray(obs, dtype=np.float32), float(reward), False, bool(info["success"]), measured)
 
     def close(self) -> None:
         """Release the env."""
         self._env.close()
 
 
-def make(task: Task, seed: int) -> EpisodeEnv:
-    """A MetaWorld env of ``task`` whose first episode is seeded with ``seed``."""
-    return EpisodeEnv(task, MetaWorldSimulator(task, seed))
+def make(task: Task, seed: int, components: bool = False) -> EpisodeEnv:
+    """A MetaWorld env of ``task`` whose first episode is seeded with ``seed``; with ``components``
+    its steps also give the task's reward components (``EpisodeEnv.components``)."""
+    return EpisodeEnv(task, MetaWorldSimulator(task, seed, components))
