@@ -49,6 +49,15 @@ def installed() -> Iterator[dict[str, object]]:
     yield dataclasses.asdict(record)
 
 
+def harness_run(manifest: Path, results: Path) -> Path:
+    """`harness run MANIFEST` into ``results`` (headless); the results folder, after checking it exited 0."""
+    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(manifest)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return results
+
+
 def test_catalog_lists_every_task_with_a_model() -> None:
     assert len(HB_TASKS) == 51  # h1: 20, h1hand: 30, h1strong-highbar-hard
     models = {p.stem.replace("_pos_", "-") for p in (VENDOR / "humanoid_bench/assets/envs").glob("*_pos_*.xml")}
@@ -180,11 +189,7 @@ def test_short_sac_run_on_h1_walk_into_duckdb(installed: dict[str, object], tmp_
         "agents": {"sac": {"hidden_dims": [32, 32], "batch_size": 32, "warmup_steps": 200}},
         "seeds": 1, "budget": 600, "eval": {"every": 300, "episodes": 1}, "log_every": 100,
     }))
-    results = tmp_path / "results"
-    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
-    done = subprocess.run([sys.executable, "-m", "harness", "run", str(manifest)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    results = harness_run(manifest, tmp_path / "results")
     with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
         runs = con.execute("SELECT task, status FROM runs").fetchall()
         evals = con.execute("SELECT step, value FROM curves WHERE metric = 'eval/return' ORDER BY step").fetchall()
@@ -255,11 +260,7 @@ def test_the_shipped_reward_conditioned_manifest_runs_small_on_h1_walk(installed
                      "eval": {"humanoidbench/h1-walk": shipped["psi"]["eval"]["humanoidbench/h1-walk"]}}}
     manifest = tmp_path / "rc.yaml"
     manifest.write_text(yaml.safe_dump(small))
-    results = tmp_path / "results"
-    env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
-    done = subprocess.run([sys.executable, "-m", "harness", "run", str(manifest)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    results = harness_run(manifest, tmp_path / "results")
     with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
         points = con.execute("SELECT r.label, c.psi, c.value FROM curves c JOIN runs r USING (run_id) "
                              "WHERE c.metric = 'eval/return' AND c.step = 400").fetchall()
