@@ -1,6 +1,6 @@
 """Reward conditioning of a job: what training and evaluation do with its tasks' reward families.
 
-A job of a reward-conditioned manifest (:class:`harness.manifest.PsiSettings`) has a
+A job of a reward-conditioned manifest (:class:`harness.jobs.PsiSettings`) has a
 :class:`Conditioning`. Its envs measure every step's reward components, which the replay keeps.
 
 - A conditioned agent (``variant: reward_conditioned``) sees the observation with the normalised ψ
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness import catalog, rewards
-from harness.manifest import Job, PsiSettings
+from harness.jobs import Job, PsiSettings
 from harness.runfiles import NOMINAL_PSI
 
 Psi = list[dict[str, Any]]

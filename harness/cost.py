@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 import agents
 from agents.base import Batch
-from harness.manifest import AgentSpec, Job
+from harness.jobs import AgentSpec, Job
 
 NOMINAL_SIZES = (64, 8)
 """Observation and action sizes assumed when a task's are not known: the hidden layers of a network

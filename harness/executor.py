@@ -28,8 +28,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.errors import StoreBusy
+from harness.jobs import Job
 from harness.layout import read_status, run_dir, write_run_record
-from harness.manifest import Job, Plan
+from harness.manifest import Plan
 from harness.processes import without_main
 from harness.runfiles import SHARD_RUN, read_record
 from harness.worker import serve

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.manifest import RunSpec
+from harness.jobs import RunSpec
 from harness.runfiles import SHARD_RUN, read_record
 
 

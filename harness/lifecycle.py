@@ -1,7 +1,7 @@
 """What every training backend does the same way for a job: run records, curve shards,
 checkpoints and resume, and the evaluation and logging cadence.
 
-A job (:class:`harness.manifest.Job`) trains S seeds over T tasks; it has one run per (task, seed),
+A job (:class:`harness.jobs.Job`) trains S seeds over T tasks; it has one run per (task, seed),
 ``job.runs`` in task-major order, and each run has its own curve shard
 ``results/runs/<run_id>/curves.jsonl``, so every point lands on the run of its task and seed.
 
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness import catalog
+from harness.jobs import Job
 from harness.layout import group_dir, now, read_status, run_dir, write_run_record
-from harness.manifest import Job
 from harness.runfiles import SHARD_CURVES, record_superseded
 
 #: Progress callback: (job_id, env_steps, budget, env_steps_per_s, last eval return or None).

@@ -57,28 +57,28 @@ Every mistake is reported with the file, the key path and what was expected, as 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 import agents
 from harness import catalog, rewards, textfile
 from harness.errors import InputError
+from harness.jobs import (
+    AgentSpec,
+    EvalPsi,
+    Job,
+    PsiSettings,
+    RunSpec,
+    Variant,
+    stable_hash,
+)
 from harness.runfiles import NOMINAL_PSI
 from harness.textfile import short_repr
-
-Variant = Literal["single", "multitask", "reward_conditioned"]
-MULTITASK_SUFFIX = "-mt"
-"""Appended to the label of multi-task runs, so they never mix with single-task runs of the agent."""
-CONDITIONED_SUFFIX = "-rc"
-"""Appended to the label of reward-conditioned runs."""
-
 
 MAX_BUDGET = 10**10
 """Most environment steps a run may take (far past any published run; step counts are 64-bit)."""
@@ -176,117 +176,6 @@ class Manifest(BaseModel):
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentSpec:
-    """One agent entry of a manifest: its label, algorithm and full, validated config."""
-
-    label: str
-    algo: str
-    config: Any  # the agent's frozen config dataclass
-
-    @property
-    def config_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self.config))
-
-    @property
-    def config_hash(self) -> str:
-        return _hash({"algo": self.algo, "config": self.config_dict})
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalPsi:
-    """One named evaluation ψ of one task."""
-
-    label: str
-    task: str
-    psi: tuple[tuple[str, float], ...]
-    """Every parameter of the task's family, in the family's order."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PsiSettings:
-    """How a reward-conditioned manifest trains and evaluates (its validated ``psi:`` section)."""
-
-    alpha: float
-    distribution: rewards.Distribution
-    evaluations: tuple[EvalPsi, ...]
-    """The named evaluation ψ besides ``nominal``, in the manifest's order."""
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """``nominal``, then every other evaluation name once."""
-        return (NOMINAL_PSI, *dict.fromkeys(e.label for e in self.evaluations))
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """One seed of one (task, agent) pair, alone or in a multi-task job: its record and a stable id."""
-
-    run_id: str
-    suite: str
-    task: str
-    agent: AgentSpec
-    seed: int
-    budget: int
-    eval_every: int
-    eval_episodes: int
-    log_every: int
-    tag: str | None
-    variant: Variant = "single"
-
-    @property
-    def label(self) -> str:
-        """What reports group by: the agent label (``-mt`` appended for multi-task runs, ``-rc`` for
-        reward-conditioned ones), with ``@tag`` when the run is tagged."""
-        suffix = {"multitask": MULTITASK_SUFFIX, "reward_conditioned": CONDITIONED_SUFFIX}.get(self.variant, "")
-        label = self.agent.label + suffix
-        return f"{label}@{self.tag}" if self.tag else label
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """What one worker trains: one agent, its seeds trained together (states stacked and vmapped),
-    over one task (single-task) or several stepped together (multi-task).
-
-    A job has one run per (task, seed), ``runs`` in task-major order: the run of task ``t`` and seed
-    index ``s`` is ``runs[t * len(seeds) + s]``.
-    """
-
-    job_id: str
-    """Stable id: the hash of the run ids (also names the job's checkpoint folder)."""
-    agent: AgentSpec
-    """The agent, its label and full config."""
-    seeds: tuple[int, ...]
-    """The seeds trained together."""
-    tasks: tuple[str, ...]
-    """Canonical task names; one for a single-task job."""
-    budget: int
-    """Environment steps of each task."""
-    eval_every: int
-    """Environment steps between evaluations (an evaluation also ends every job)."""
-    eval_episodes: int
-    """Deterministic-policy episodes per task and seed at each evaluation."""
-    log_every: int
-    """Agent updates between logged agent metrics."""
-    variant: Variant
-    """``single``, ``multitask`` or ``reward_conditioned`` (an agent conditioned on ψ)."""
-    name: str
-    """What progress lines call it: the task of a single-task job, the manifest group of a multi-task one."""
-    runs: tuple[RunSpec, ...]
-    """One run per (task, seed), task-major."""
-    context: tuple[tuple[str, float], ...] = ()
-    """Named conditioning values the agent is given (empty for single-task and multi-task jobs)."""
-    psi: PsiSettings | None = None
-    """The ψ settings of a job in a reward-conditioned manifest (its conditioned agents' and its
-    unconditioned baselines', which are evaluated under the same ψ); None otherwise."""
-    train_psi: str | None = None
-    """The named evaluation ψ an unconditioned reference agent is trained on (None: ψ*, or conditioned)."""
-
-    @property
-    def first(self) -> RunSpec:
-        return self.runs[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -594,7 +483,7 @@ def _expand(manifest: Manifest, task_sets: dict[str, tuple[catalog.Task, ...]],
                 for seed in manifest.seed_list
             )
             jobs.append(Job(
-                job_id=_hash([r.run_id for r in runs]), agent=spec, seeds=tuple(manifest.seed_list), tasks=names,
+                job_id=stable_hash([r.run_id for r in runs]), agent=spec, seeds=tuple(manifest.seed_list), tasks=names,
                 budget=manifest.budget, eval_every=manifest.eval.every, eval_episodes=manifest.eval.episodes,
                 log_every=manifest.log_every, variant=variant, name=name, runs=runs, psi=psi, train_psi=train_psi,
             ))
@@ -629,19 +518,7 @@ def run_id(task: str, spec: AgentSpec, seed: int, manifest: Manifest, job_tasks:
         fields["job_tasks"] = list(job_tasks)
     if manifest.psi is not None:
         fields["psi"] = manifest.psi.model_dump()
-    return _hash(fields)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
+    return stable_hash(fields)
 
 
 def shipped_suites(root: Path) -> list[Path]:

@@ -13,15 +13,26 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness.executors.settings import packing_env
+from harness.jobs import Job
 from harness.layout import write_run_record
-from harness.manifest import Job
 from harness.processes import die_with_parent
 
 #: XLA:CPU with one intra-op thread: multi-threaded Eigen contractions may sum in a different order
 #: from run to run, and a 1e-7 difference grows into a different curve. Costs about 30% of update
 #: speed on two cores (the other core steps the simulators meanwhile). A user's XLA_FLAGS win.
 CPU_DETERMINISTIC_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+PACKED_MEMORY = 0.9
+"""The share of a GPU's memory the packed jobs of one GPU use together (the rest is CUDA's own)."""
+
+
+def packing_env(jobs_per_gpu: int) -> dict[str, str]:
+    """The JAX memory settings of a worker whose GPU holds ``jobs_per_gpu`` jobs, set before JAX loads."""
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if jobs_per_gpu > 1:
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{PACKED_MEMORY / jobs_per_gpu:.3f}"
+    return env
 
 
 def setup_local_worker(gpu: str | None, jobs_per_gpu: int = 1) -> None:

@@ -73,12 +73,17 @@ def test_a_manifest_of_the_random_agent_is_read_without_jax(tmp_path: Path) -> N
 
 def test_what_a_worker_writes_with_loads_no_store() -> None:
     """A worker process (harness.worker, the target of every executor's workers) writes run records,
-    shards and checkpoints without DuckDB or pandas (the store's dependencies), which it never needs."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import harness.worker, harness.lifecycle"],
+    shards and checkpoints without DuckDB or pandas (the store's dependencies), and takes its jobs
+    (harness.jobs) without pydantic or the manifest's parsing, none of which it needs."""
+    code = "import harness.worker, harness.lifecycle, harness.backends.host"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
-    top = {m.group(1).split(".")[0] for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
-    assert "harness" in top
-    assert not top & {"duckdb", "pandas", "jax"}, f"imported {sorted(top & {'duckdb', 'pandas', 'jax'})}"
+    modules = {m.group(1) for m in re.finditer(r"\|\s+([\w.]+)\s*$", proc.stderr, re.MULTILINE)}
+    top = {m.split(".")[0] for m in modules}
+    assert "harness.jobs" in modules
+    unneeded = {"duckdb", "pandas", "jax", "pydantic"}
+    assert not top & unneeded, f"imported {sorted(top & unneeded)}"
+    assert not {"harness.manifest", "harness.executors"} & modules
 
 
 def test_every_agent_name_finds_its_agent() -> None:

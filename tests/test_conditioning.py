@@ -24,14 +24,14 @@ from harness import store as store_mod
 from harness.backends.host import EpisodeRewards, relabel_episodes
 from harness.conditioning import Conditioning
 from harness.envs.vector import VecEnv
-from harness.manifest import Job, PsiSettings
+from harness.jobs import AgentSpec, EvalPsi, Job, PsiSettings
 from harness.replay import Replay
 from harness.store import Store
 from tests.test_run import ROOT, assert_group_ends, harness, query
 
 
 def conditioning(*tasks: str, alpha: float = 0.5, distribution: rewards.Distribution = "family") -> Conditioning:
-    job = Job("j", manifest_mod.AgentSpec("sac", "sac", None), (0,), tasks, 1, 1, 1, 1, "reward_conditioned", "j",
+    job = Job("j", AgentSpec("sac", "sac", None), (0,), tasks, 1, 1, 1, 1, "reward_conditioned", "j",
               (), psi=PsiSettings(alpha, distribution, ()))
     made = Conditioning.of(job)
     assert made is not None
@@ -118,7 +118,7 @@ def test_sub_steps_after_a_termination_count_nothing() -> None:
 def test_a_reference_agent_trains_on_its_one_psi_without_seeing_it() -> None:
     job = dataclasses.replace(conditioning("dmc/walker-run"), conditioned=False, train_psi="slow")
     job = dataclasses.replace(job, settings=PsiSettings(0.5, "family", (
-        manifest_mod.EvalPsi("slow", "dmc/walker-run", (("stand_height", 1.2), ("move_speed", 2.0),
+        EvalPsi("slow", "dmc/walker-run", (("stand_height", 1.2), ("move_speed", 2.0),
                                                           ("direction", 1.0))),)))
     psis, inputs = job.draw(np.random.default_rng(0), np.zeros(5, np.int32))
     assert job.relabels and psis[0]["move_speed"] == 2.0 and inputs.shape == (5, 0)
@@ -130,7 +130,7 @@ def test_training_episodes_are_observed_under_the_psi_the_updates_see() -> None:
     # steps of action repeat 2; column 1's episode ended after its first sub-step of step 2 (NaN).
     reference = dataclasses.replace(conditioning("dmc/cheetah-run"), conditioned=False, train_psi="back")
     reference = dataclasses.replace(reference, settings=PsiSettings(0.5, "family", (
-        manifest_mod.EvalPsi("back", "dmc/cheetah-run", (("run_speed", 4.0), ("direction", -1.0))),)))
+        EvalPsi("back", "dmc/cheetah-run", (("run_speed", 4.0), ("direction", -1.0))),)))
     episodes = EpisodeRewards(seeds=1, num_envs=2, max_length=3, step=(2, 1))
     episodes.add(np.array([[[[-4.0], [-2.0]], [[8.0], [2.0]]]]))  # (S, N, repeat, components)
     episodes.add(np.array([[[[-6.0], [0.0]], [[-4.0], [np.nan]]]]))

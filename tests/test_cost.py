@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from harness import cost
 from harness.cli import app
-from harness.manifest import Job, validate
+from harness.jobs import Job
+from harness.manifest import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

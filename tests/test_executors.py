@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import executor
+from harness import executor, worker
 from harness.errors import InputError
 from harness.executors import EXECUTORS, settings
-from harness.manifest import Job
+from harness.jobs import Job
 from tests.test_run import ROOT, harness, query, write_manifest
 
 
@@ -72,10 +72,10 @@ def test_bad_settings_exit_2_naming_the_file_and_key(tmp_path: Path) -> None:
 
 
 def test_packing_env_shares_a_gpu_memory_between_its_jobs() -> None:
-    assert settings.packing_env(1) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert worker.packing_env(1) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     # Four jobs on a GPU: 0.9 / 4 = 0.225 of its memory each (0.9 of it in all, the rest for CUDA itself).
-    assert settings.packing_env(4) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                                       "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225"}
+    assert worker.packing_env(4) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                                     "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225"}
 
 
 def test_a_worker_sets_the_packing_variables_before_jax_starts() -> None:

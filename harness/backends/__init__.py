@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from harness import catalog, envs, jaxcache
+from harness.jobs import Job
 from harness.lifecycle import ProgressFn
-from harness.manifest import Job
 
 
 class BackendModule(Protocol):

@@ -41,8 +41,8 @@ from agents.base import AgentConfig
 from harness import catalog
 from harness import replay as replay_rule
 from harness.envs.playground_batch import BatchEnv, EnvState
+from harness.jobs import Job
 from harness.lifecycle import Counters, JobFiles, ProgressFn, eval_due, log_episodes, log_metrics, record_evaluation
-from harness.manifest import Job
 from harness.vmapped import make_learner, make_observer, make_policy
 
 MAX_CHUNK = 500

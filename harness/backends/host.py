@@ -42,6 +42,7 @@ from agents.base import AgentConfig
 from harness import catalog, envs
 from harness.conditioning import Conditioning
 from harness.envs.vector import ParallelVecEnv, VecEnv, Vector, evaluate, evaluate_scored, padded_sizes
+from harness.jobs import Job
 from harness.lifecycle import (
     Counters,
     JobFiles,
@@ -55,7 +56,6 @@ from harness.lifecycle import (
     record_evaluation,
     record_psi_evaluation,
 )
-from harness.manifest import Job
 from harness.replay import Replay, nbytes, positions_needed
 from harness.runfiles import NOMINAL_PSI
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from harness.errors import InputError
 from harness.executors.settings import ExecutorSettings, LocalSettings, RaySettings, SlurmSettings
-from harness.manifest import Job
+from harness.jobs import Job
 
 
 class Runner(Protocol):

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.executors.remote import Retrying, remote_job
 from harness.executors.settings import RaySettings
-from harness.manifest import Job
+from harness.jobs import Job
 
 
 class RayRunner(Retrying):

@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.jobs import Job
 from harness.layout import run_dir, write_run_record
-from harness.manifest import Job
 from harness.runfiles import SHARD_CURVES, SHARD_RUN, read_record
 
 #: Bytes read from the end of a shard to find a job's latest step and evaluation.

@@ -34,9 +34,6 @@ Positive = Annotated[int, Strict(), Field(ge=1, le=10_000)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 _FORBID = ConfigDict(extra="forbid")
 
-#: The share of a GPU's memory the packed jobs of one GPU use together (the rest is CUDA's own).
-PACKED_MEMORY = 0.9
-
 
 @dataclass(frozen=True, config=_FORBID)
 class LocalSettings:
@@ -166,11 +163,3 @@ def _settings(kind: str, entry: Any, where: str) -> ExecutorSettings:
                          "one on a filesystem that the compute nodes share with this machine (the nodes write "
                          "their logs there, and the results folder must be shared the same way)")
     return settings
-
-
-def packing_env(jobs_per_gpu: int) -> dict[str, str]:
-    """The JAX memory settings of a worker whose GPU holds ``jobs_per_gpu`` jobs, set before JAX loads."""
-    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-    if jobs_per_gpu > 1:
-        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{PACKED_MEMORY / jobs_per_gpu:.3f}"
-    return env

@@ -30,7 +30,7 @@ from typing import Any
 from harness.errors import InputError, StorageError
 from harness.executors.remote import Retrying, remote_group
 from harness.executors.settings import SlurmSettings
-from harness.manifest import Job
+from harness.jobs import Job
 
 #: Slurm job states (``squeue``) of a job that may still write its result.
 ALIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
