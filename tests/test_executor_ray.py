@@ -75,8 +75,9 @@ def test_two_jobs_through_ray_equal_the_local_executor(tmp_path: Path, ray_addre
 def test_a_killed_worker_resumes_ctrl_c_and_kill_9_end_the_tasks_and_a_rerun_finishes(
         tmp_path: Path, ray_address: str) -> None:
     results = tmp_path / "results"
-    # The random agent: checkpoints and resumes like any agent, and its 30 evaluations take seconds.
-    manifest = write_manifest(tmp_path, seeds=1, budget=30_000, eval={"every": 1000, "episodes": 1},
+    # The random agent: checkpoints and resumes like any agent, and trains fast. Its 150k steps (about
+    # ten seconds) leave each stop below time to find the job still training.
+    manifest = write_manifest(tmp_path, seeds=1, budget=150_000, eval={"every": 5000, "episodes": 1},
                               agents={"random": {}})
     command = [sys.executable, "-m", "harness", "run", str(manifest), "--executor", "ray",
                f"executor.ray.address={ray_address}", "executor.ray.max_retries=1"]
@@ -120,7 +121,7 @@ def test_a_killed_worker_resumes_ctrl_c_and_kill_9_end_the_tasks_and_a_rerun_fin
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 to resume" in again.stdout
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
-    assert [s for (s,) in steps] == [1000 * k for k in range(1, 31)]
+    assert [s for (s,) in steps] == [5000 * k for k in range(1, 31)]
     shard = next((results / "runs").glob("*/curves.jsonl")).read_text().splitlines()
     keys = [(json.loads(line)["metric"], json.loads(line)["step"]) for line in shard]
     assert len(keys) == len(set(keys))  # no point twice after the kill, the resubmission and the re-run

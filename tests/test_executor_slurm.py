@@ -49,8 +49,9 @@ def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> Non
 
 def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    # The random agent: checkpoints and resumes like any agent, and its 30 evaluations take seconds.
-    manifest = write_manifest(tmp_path, seeds=1, budget=30_000, eval={"every": 1000, "episodes": 1},
+    # The random agent: checkpoints and resumes like any agent, and trains fast. Its 150k steps (about
+    # ten seconds) outlast the restart of the coordinator, so the job is still running when it is cancelled.
+    manifest = write_manifest(tmp_path, seeds=1, budget=150_000, eval={"every": 5000, "episodes": 1},
                               agents={"random": {}})
     env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results), "COLUMNS": "300"}
     command = [sys.executable, "-m", "harness", "run", str(manifest), *LOCAL]
@@ -80,7 +81,7 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
     (entry,) = submitted(results).values()
     assert entry["id"] != str(pids[0]) and entry["attempts"] == 1 and entry["state"] == "finished"
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
-    assert [s for (s,) in steps] == [1000 * k for k in range(1, 31)]
+    assert [s for (s,) in steps] == [5000 * k for k in range(1, 31)]
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
 
 
