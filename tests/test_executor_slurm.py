@@ -77,7 +77,8 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
                 os.kill(pid, signal.SIGINT)  # the job's controller stops its task
     assert second.returncode == 0, out
     assert f"reattached to Slurm job {pids[0]}" in out, out
-    assert f"Slurm job {pids[0]}" in out and "submitted again" in out
+    flat = " ".join(out.split())  # a note longer than the console's width wraps
+    assert f"Slurm job {pids[0]}" in flat and "submitted again" in flat, out
     (entry,) = submitted(results).values()
     assert entry["id"] != str(pids[0]) and entry["attempts"] == 1 and entry["state"] == "finished"
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
