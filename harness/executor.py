@@ -103,17 +103,17 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     """
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
-    if not todo:
-        ingester = _Ingester(_store(results), results, {j.job_id: j for j in plan.jobs})
-        ingester.pending.update(skipped)
-        _rebuild_unless_busy(ingester.store, results)
-        ingester.finish(console)
-        return Outcome((), skipped, ())
     # The workers start (and load their libraries) before this process loads the store's and opens it.
-    pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
+    pool: Runner | None = None
+    if todo:
+        pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
     store = _store(results)
     ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
     ingester.pending.update(skipped)
+    if pool is None:
+        _rebuild_unless_busy(store, results)
+        ingester.finish(console)
+        return Outcome((), skipped, ())
     stopping: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:

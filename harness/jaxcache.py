@@ -43,12 +43,11 @@ def enable(results: Path) -> Path | None:
     if path is None:
         return None
     path.mkdir(parents=True, exist_ok=True)
-    settings = {CACHE_DIR: str(path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}  # -1: no size threshold, no override
-    if jax is None:
-        os.environ.update(settings)
-    else:
-        jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    settings = {"jax_compilation_cache_dir": str(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_persistent_cache_min_entry_size_bytes": -1}  # -1: no size threshold, no override
+    for name, value in settings.items():  # JAX reads JAX_<NAME> when it loads
+        if jax is None:
+            os.environ[name.upper()] = str(value)
+        else:
+            jax.config.update(name, value)
     return path

@@ -35,7 +35,6 @@ class Learner:
 
     def __init__(self, agent: agents.Agent[Any, Any], cfg: AgentConfig, seeds: list[int], obs_dim: int,
                  act_dim: int, column_task: np.ndarray, n_tasks: int, saved: dict[str, Any] | None) -> None:
-        self.updates_per_call = cfg.updates_per_step
         self.observes = agent.observe_episode is not None
         self._explore = make_policy(agent, cfg, deterministic=False)
         self._greedy = make_policy(agent, cfg, deterministic=True)
