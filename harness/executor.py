@@ -103,46 +103,57 @@ def execute(plan: Plan, results: Path, workers: int, console: Console, step_work
     """
     todo = [j for j in plan.jobs if job_state(results, j) != "finished"]
     skipped = tuple(j.job_id for j in plan.jobs if j not in todo)
-    # The workers start (and load their libraries) before this process loads the store's and opens it.
-    pool: Runner | None = None
-    if todo:
-        pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
-    store = _store(results)
-    ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
-    ingester.pending.update(skipped)
-    if pool is None:
-        _rebuild_unless_busy(store, results)
+    if not todo:
+        ingester = _Ingester(_store(results), results, {j.job_id: j for j in plan.jobs})
+        ingester.pending.update(skipped)
+        _rebuild_unless_busy(ingester.store, results)
         ingester.finish(console)
         return Outcome((), skipped, ())
+    pool: Runner | None = None
     stopping: list[int] = []
+    armed = threading.Event()  # set once a stop can be carried out: the jobs launched, the store open
 
     def stop(signum: int, frame: Any) -> None:
         if stopping:  # a second signal: no more waiting
-            pool.kill()
+            if pool is not None:
+                pool.kill()
             os._exit(128 + signum)
         stopping.append(signum)
-        raise Interrupted(signum)
+        if armed.is_set():  # otherwise the stop waits until it is
+            raise Interrupted(signum)
 
+    # The handlers come first: the jobs then start with the default SIGINT even where this process
+    # ignores it (a background job of a script), so that cancelling them works.
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[sps]} steps/s  eval {task.fields[score]}{task.fields[store]}"),
                TimeElapsedColumn())
     try:
-        _rebuild_unless_busy(store, results)
-        with Progress(*columns, console=console, transient=False) as progress:
-            bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-", store="")
-                    for j in todo}
-            outcome = _supervise(pool, ingester, progress, bars, skipped)
-        ingester.finish(console)
-        return outcome
-    except Interrupted:
-        pool.terminate()
-        # What the stopped jobs had written (their checkpoints resume them), if the store is free now.
-        ingester.pending.update(j.job_id for j in todo)
-        ingester.ingest(BUSY_WAIT_S)
-        raise
+        # The workers start (and load their libraries) before this process loads the store's and opens it.
+        pool = launch(results, todo) if launch else _Pool(results, min(workers, len(todo)), step_workers, todo)
+        try:
+            store = _store(results)
+            ingester = _Ingester(store, results, {j.job_id: j for j in plan.jobs})
+            ingester.pending.update(skipped)
+            armed.set()
+            if stopping:
+                raise Interrupted(stopping[0])
+            _rebuild_unless_busy(store, results)
+            with Progress(*columns, console=console, transient=False) as progress:
+                bars = {j.job_id: progress.add_task(describe(j), total=j.budget, sps="-", score="-", store="")
+                        for j in todo}
+                outcome = _supervise(pool, ingester, progress, bars, skipped)
+            ingester.finish(console)
+            return outcome
+        except Interrupted:
+            pool.terminate()
+            # What the stopped jobs had written (their checkpoints resume them), if the store is free now.
+            ingester.pending.update(j.job_id for j in todo)
+            ingester.ingest(BUSY_WAIT_S)
+            raise
+        finally:
+            pool.close()
     finally:
-        pool.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
 

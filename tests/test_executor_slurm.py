@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.executors.slurm import _process_alive, state_file
 from tests.test_executor_ray import evals, wait_for
 from tests.test_run import ROOT, harness, query, write_manifest
@@ -25,6 +27,15 @@ LOCAL = ["--executor", "slurm", "executor.slurm.cluster=local"]
 def submitted(results: Path) -> dict[str, Any]:
     path = state_file(results)
     return dict(json.loads(path.read_text())["jobs"]) if path.exists() else {}
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a local Slurm job's controller starts its tasks)."""
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> None:
@@ -49,9 +60,8 @@ def test_two_jobs_into_duckdb_and_a_rerun_submits_nothing(tmp_path: Path) -> Non
 
 def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    # The random agent: checkpoints and resumes like any agent, and trains fast. Its 150k steps (about
-    # ten seconds) outlast the restart of the coordinator, so the job is still running when it is cancelled.
-    manifest = write_manifest(tmp_path, seeds=1, budget=150_000, eval={"every": 5000, "episodes": 1},
+    # The random agent: checkpoints and resumes like any agent, and trains fast.
+    manifest = write_manifest(tmp_path, seeds=1, budget=30_000, eval={"every": 1000, "episodes": 1},
                               agents={"random": {}})
     env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results), "COLUMNS": "300"}
     command = [sys.executable, "-m", "harness", "run", str(manifest), *LOCAL]
@@ -62,6 +72,12 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
         wait_for("an evaluation", lambda: evals(results) >= 1 and submitted(results), first)
         ((entry_id, entry),) = submitted(results).items()
         pids.append(int(entry["id"]))  # with cluster: local, the Slurm job id is the job's process id
+        # The job hangs from here on, so it cannot finish before it is cancelled, however slowly the
+        # coordinators start on a loaded machine (its controller's SIGKILL still ends a stopped task).
+        tasks = children(pids[0])
+        assert tasks, f"the controller {pids[0]} has no task process"
+        for task in tasks:
+            os.kill(task, signal.SIGSTOP)
         os.kill(first.pid, signal.SIGKILL)  # the coordinator alone (a lost login session)
         first.wait()
         assert _process_alive(pids[0]), "the job did not outlive its coordinator, as a Slurm job does"
@@ -82,7 +98,7 @@ def test_a_restarted_coordinator_reattaches_and_a_lost_job_is_resubmitted(tmp_pa
     (entry,) = submitted(results).values()
     assert entry["id"] != str(pids[0]) and entry["attempts"] == 1 and entry["state"] == "finished"
     steps = query(results / "harness.duckdb", "SELECT step FROM curves WHERE metric = 'eval/return' ORDER BY step")
-    assert [s for (s,) in steps] == [5000 * k for k in range(1, 31)]
+    assert [s for (s,) in steps] == [1000 * k for k in range(1, 31)]
     assert query(results / "harness.duckdb", "SELECT status FROM runs") == [("finished",)]
 
 
@@ -119,27 +135,34 @@ def test_a_failing_job_is_recorded_retried_up_to_max_retries_and_the_others_fini
     assert sorted(j["attempts"] for j in submitted(results).values()) == [0, 2]  # the first try and one retry
 
 
-def test_ctrl_c_cancels_the_submitted_jobs(tmp_path: Path) -> None:
-    """SIGINT to the coordinator alone (not its process group): it cancels its Slurm job itself."""
+@pytest.mark.parametrize("started_ignoring_sigint", [False, True])
+def test_ctrl_c_cancels_the_submitted_jobs(tmp_path: Path, started_ignoring_sigint: bool) -> None:
+    """SIGINT to the coordinator alone (not its process group): it cancels its Slurm job itself. Also
+    for a coordinator started with SIGINT ignored, as a background job of a script is: the job (whose
+    controller submitit cancels with SIGINT) must not inherit that."""
     results = tmp_path / "results"
-    manifest = write_manifest(tmp_path, seeds=1, budget=50_000, eval={"every": 1000, "episodes": 1},
+    # A budget of minutes: only the cancel can end the job within the test's seconds.
+    manifest = write_manifest(tmp_path, seeds=1, budget=5_000_000, eval={"every": 1000, "episodes": 1},
                               agents={"random": {}})
     env = {**os.environ, "MUJOCO_GL": "disable", "HARNESS_RESULTS": str(results)}
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(manifest), *LOCAL], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    pid = 0
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=ignore_sigint if started_ignoring_sigint else None)
+    job: list[int] = []  # the controller and its task
     try:
         wait_for("an evaluation", lambda: evals(results) >= 1 and submitted(results), proc)
         pid = int(next(iter(submitted(results).values()))["id"])
+        job += [pid, *children(pid)]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 130, out
         deadline = time.monotonic() + 15
-        while _process_alive(pid) and time.monotonic() < deadline:
+        while any(map(_process_alive, job)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _process_alive(pid), "Ctrl-C left the Slurm job running"
+        assert not any(map(_process_alive, job)), "Ctrl-C left the Slurm job running"
     finally:
         if proc.poll() is None:
             proc.kill()
-        if pid and _process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        for p in reversed(job):
+            if _process_alive(p):
+                os.kill(p, signal.SIGKILL)
