@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from agents import brc, fasttd3
-from harness.backends.host import EpisodeRewards
+from harness.backends.host import UNIFORM_AHEAD, EpisodeRewards, uniform_ahead
 from harness.lifecycle import episode_keys as _episode_keys
 from harness.vmapped import make_observer
 from tests.test_run import harness, query
@@ -105,3 +105,13 @@ def test_observer_folds_only_the_episodes_that_ended() -> None:
     state = observe(state, rewards, valid, np.zeros((2, 1), bool), np.array([[True], [False]]), np.zeros(1, np.int32))
     np.testing.assert_allclose(np.asarray(state.return_min)[:, 0], [2.0, np.inf])
     np.testing.assert_allclose(np.asarray(state.return_max)[:, 0], [2.0, -np.inf])
+
+
+def test_uniform_actions_drawn_ahead_are_the_step_by_step_draws() -> None:
+    ahead, by_step = np.random.default_rng(7), np.random.default_rng(7)
+    block = uniform_ahead(ahead, 5, (2, 3))  # (5, 2, 3): 30 numbers, under the cap
+    assert block.shape == (5, 2, 3) and block.dtype == np.float32
+    for row in block:
+        np.testing.assert_array_equal(row, by_step.uniform(-1.0, 1.0, (2, 3)).astype(np.float32))
+    assert ahead.bit_generator.state == by_step.bit_generator.state  # a checkpoint here resumes the same
+    assert uniform_ahead(ahead, 10**9, (4, 8)).shape == (UNIFORM_AHEAD // 32, 4, 8)

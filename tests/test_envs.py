@@ -232,6 +232,7 @@ def test_vecenv_auto_resets_and_reports_episode_returns() -> None:
     np.testing.assert_array_equal(np.flatnonzero(ended[:, 0]) + 1, [3, 6, 9])
     np.testing.assert_array_equal(np.flatnonzero(ended[:, 1]) + 1, [5, 10])
     assert not np.array([r.terminated for r in results]).any()
+    assert [r.ended for r in results] == [bool(e.any()) for e in ended]
     for t, r in enumerate(results, start=1):
         for i, length in enumerate((3, 5)):
             if t % length == 0:  # its return is the sum of the episode's rewards
@@ -307,3 +308,54 @@ def test_evaluate_reports_success() -> None:
 
     _, successes = evaluate([make(task, 0), make(task, 1)], scripted, episodes=2, seed=0)
     np.testing.assert_array_equal(successes, np.ones((2, 2)))
+
+
+def _first_task_per_domain() -> list[str]:
+    """One catalog task of every dm-control domain, TD-MPC2's custom tasks' included (RK4: acrobot,
+    cartpole; 1 to 15 physics steps per control step; LQR's termination)."""
+    first: dict[str, str] = {}
+    for task in catalog.all_tasks():
+        if task.suite == "dmc" and task.runnable:
+            first.setdefault(task.env_id.split("-")[0] + ("-custom" if task.env_id in DMC_CUSTOM else ""), task.name)
+    return sorted(first.values())
+
+
+DMC_CUSTOM = set(catalog.TDMPC2_CUSTOM_DMC_IDS.values())
+
+
+@pytest.mark.parametrize("name", _first_task_per_domain())
+def test_dmc_steps_are_bit_for_bit_dm_controls_own(name: str) -> None:
+    """The adapter steps the physics without dm-control's Environment and Physics wrappers: the same
+    observations, rewards and terminations, to the bit, as dm-control's own ``env.step``."""
+    from dm_control import suite
+    from dm_control.rl import control
+
+    from harness.envs import dmc, dmc_custom
+
+    task = catalog.resolve(name)
+    ours = dmc.DMCSimulator(task, seed=5)
+    if task.env_id in dmc_custom.TASKS:
+        theirs = dmc_custom.load(task.env_id, random=5)
+    else:
+        domain, task_name = task.env_id.split("-", 1)
+        theirs = suite.load(domain, task_name, task_kwargs={"random": 5, "time_limit": float("inf")})
+    if not dmc.can_render():
+        dmc._without_rendering(theirs.physics)  # quadruped-escape's reset asks for rendering contexts
+    spec = theirs.action_spec()
+    wide = (np.abs(spec.minimum) >= 1e6) | (np.abs(spec.maximum) >= 1e6)
+    low, high = np.where(wide, -1.0, spec.minimum), np.where(wide, 1.0, spec.maximum)
+    np.testing.assert_array_equal(ours.reset(None), dmc._flatten(theirs.reset().observation))
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (120, ours.action_size))  # (T, act)
+    for action in actions:
+        step = ours.step(action)
+        timestep = theirs.step(low + (action + 1.0) * 0.5 * (high - low))
+        assert step.obs.tobytes() == dmc._flatten(timestep.observation).tobytes()
+        assert step.reward == float(timestep.reward) and step.terminated == timestep.last()
+    # A diverged simulation is dm-control's PhysicsError, with dm-control's message.
+    with pytest.raises(control.PhysicsError) as mine:
+        ours.step(np.full(ours.action_size, np.nan))
+    with pytest.raises(control.PhysicsError) as own:
+        theirs.step(np.full(ours.action_size, np.nan))
+    assert str(mine.value) == str(own.value)
+    ours.close()
+    theirs.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,8 +174,15 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
     def per_column(x: np.ndarray) -> np.ndarray:  # (S * N, ...) -> (S, N, ...)
         return x.reshape((n_seeds, columns, *x.shape[1:]))
 
+    ahead: Iterator[np.ndarray] = iter(())  # uniform actions drawn ahead (S * N, act), for an agent without state
+
     while counters.env_steps < job.budget:
-        if learner is None or counters.env_steps < cfg.warmup_steps:
+        if learner is None:
+            if (action := next(ahead, None)) is None:
+                until_eval = -(-(min(counters.next_eval, job.budget) - counters.env_steps) // steps_per_iter)
+                ahead = iter(uniform_ahead(rng, until_eval, (n_seeds * columns, act_dim)))
+                action = next(ahead)
+        elif counters.env_steps < cfg.warmup_steps:
             action = rng.uniform(-1.0, 1.0, (n_seeds * columns, act_dim)).astype(np.float32)
         else:
             acting = obs if relabel is None else relabel.condition(obs, acting_psi)  # (S * N, obs + width)
@@ -183,29 +191,28 @@ def _loop(job: Job, files: JobFiles, tasks: list[catalog.Task], agent: agents.Ag
             learner.learn(replay.sample(rng, cfg.updates_per_step, cfg.batch_size, cfg.n_step, cfg.gamma, relabel))
             counters.updates += cfg.updates_per_step
         step = vec.step(action)
-        done = step.terminated | step.truncated  # (S * N,)
         if learns:
             replay.add(per_column(obs), per_column(action), per_column(step.reward), per_column(step.next_obs),
-                       per_column(step.terminated), per_column(done),
+                       per_column(step.terminated), per_column(step.terminated | step.truncated),
                        None if relabel is None or step.components is None else per_column(step.components))
         obs = step.obs
         counters.env_steps += steps_per_iter
-        any_ended = bool(done.any())
+        # (S, N) the columns whose episode ended, if any did
+        ended = (step.terminated | step.truncated).reshape(n_seeds, columns) if step.ended else None
         if learner is not None and learner.observes:
             if relabel is None:
                 episodes.add(step.reward.reshape(n_seeds, columns))
             else:  # a relabelling job keeps the episode's components, relabelled when it ends
                 assert step.components is not None
                 episodes.add(per_column(step.components))
-            if any_ended:
+            if ended is not None:
                 truncated = (step.truncated & ~step.terminated).reshape(n_seeds, columns)
-                ended = done.reshape(n_seeds, columns)
                 seen, valid = episodes.finished(ended)
                 if relabel is not None:
                     seen = relabel_episodes(relabel, rng, seen, column_task)
                 learner.observe(seen, valid, truncated, ended)
-        if any_ended:  # episode returns are NaN except where an episode ended
-            ep_keys = episode_keys(seeds, done.reshape(n_seeds, columns), counters.env_steps, ep_keys)
+        if ended is not None:  # episode returns are NaN except where an episode ended
+            ep_keys = episode_keys(seeds, ended, counters.env_steps, ep_keys)
             log_episodes(job, shards, step.episode_return.reshape(seed_tasks),
                          step.episode_success.reshape(seed_tasks), counters.env_steps)
         if learner is not None and len(learner.pending) * cfg.updates_per_step >= job.log_every:
@@ -279,6 +286,19 @@ def evaluate_psi(job: Job, conditioning: Conditioning, eval_vec: Vector, policy:
         assert scored is not None
         record_psi_evaluation(job, files.shards, step, label, scored[..., 0].reshape(per_run), has(label))
     return returns, successes
+
+
+UNIFORM_AHEAD = 65536
+"""The most uniform action numbers an agent without state draws at once (0.5 MiB as float64)."""
+
+
+def uniform_ahead(rng: np.random.Generator, steps: int, shape: tuple[int, int]) -> np.ndarray:
+    """Uniform actions in [-1, 1] for the next k <= ``steps`` steps at once, ``(k, *shape)`` float32:
+    the values ``k`` draws of ``rng.uniform(-1, 1, shape)`` would give, one call instead of k (numpy's
+    per-call cost is most of a random agent's own time per step). A caller that draws no further than
+    its next checkpoint leaves ``rng`` where step-by-step draws would, so resuming is unchanged."""
+    k = max(1, min(steps, UNIFORM_AHEAD // (shape[0] * shape[1])))
+    return rng.uniform(-1.0, 1.0, (k, *shape)).astype(np.float32)
 
 
 def _uniform(draws: np.random.Generator, act_dim: int, obs: np.ndarray) -> np.ndarray:

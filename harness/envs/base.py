@@ -110,6 +110,8 @@ class EpisodeEnv:
         self.action_size = simulator.action_size
         self._simulator = simulator
         self._max_steps = task.episode_length // task.action_repeat
+        self._repeat = task.action_repeat
+        self._success_metric = task.metric == "success"
         self._steps = 0
         self._solved = False
         self._running = False
@@ -131,16 +133,16 @@ class EpisodeEnv:
         if act.shape != (self.action_size,):
             raise ValueError(f"{self.task.name}: action shape {act.shape}, expected ({self.action_size},)")
         # Plain Python on a handful of floats is several times faster than numpy's reductions, and
-        # this runs at every step. A NaN or inf makes the sum non-finite (so can an overflow of huge
-        # finite values, which the exact check then clears); clipping is skipped when it changes nothing.
+        # this runs at every step. A NaN makes the sum NaN wherever it is (min and max may skip it);
+        # only then, or for a value outside [-1, 1], are the exact check and the clip needed.
         values = act.tolist()
-        if not math.isfinite(sum(values)) and not np.all(np.isfinite(act)):
-            raise ValueError(f"{self.task.name}: action has non-finite values: {act}")
-        if min(values) < -1.0 or max(values) > 1.0:
+        if not (min(values) >= -1.0 and max(values) <= 1.0 and math.isfinite(sum(values))):
+            if not np.all(np.isfinite(act)):
+                raise ValueError(f"{self.task.name}: action has non-finite values: {act}")
             act = np.clip(act, -1.0, 1.0)
         reward, terminated = 0.0, False
         measured = []
-        for _ in range(self.task.action_repeat):
+        for _ in range(self._repeat):
             out = self._simulator.step(act)
             obs = out.obs
             reward += out.reward
@@ -151,7 +153,7 @@ class EpisodeEnv:
                 terminated = True
                 break
         if measured:
-            self.components = np.full((self.task.action_repeat, len(measured[0])), np.nan)
+            self.components = np.full((self._repeat, len(measured[0])), np.nan)
             self.components[: len(measured)] = measured
         self._steps += 1
         truncated = not terminated and self._steps >= self._max_steps
@@ -164,4 +166,4 @@ class EpisodeEnv:
         self._simulator.close()
 
     def _info(self) -> Info:
-        return {"success": float(self._solved)} if self.task.metric == "success" else {}
+        return {"success": float(self._solved)} if self._success_metric else {}

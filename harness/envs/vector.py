@@ -38,6 +38,8 @@ class StepResult(NamedTuple):
     truncated: np.ndarray  # (n,) bool
     episode_return: np.ndarray  # (n,) float64: NaN except where an episode ended this step: its return
     episode_success: np.ndarray  # (n,) float64: likewise its success (0/1); NaN for return-metric tasks
+    ended: bool
+    """Whether any env's episode ended this step (terminated or truncated)."""
     components: np.ndarray | None = None
     """(n, repeat, components) float64: each env's reward components of this step's sub-steps, from a
     vector made with ``components``; NaN where an env measured none (not stepped, sub-steps after a
@@ -88,7 +90,8 @@ class VecEnv:
         self._act_sizes = [e.action_size for e in self.envs]
         self._success = [e.task.metric == "success" for e in self.envs]
         self._returns = [0.0] * self.num_envs  # return of each env's episode so far
-        self._nans = np.full(self.num_envs, np.nan)  # (n,) copied for the episode returns of a step
+        self._nans = np.full(self.num_envs, np.nan)  # (n,) the episode figures of a step where none ended
+        self._nans.flags.writeable = False
         self._obs = np.zeros((self.num_envs, self.observation_size), np.float32)  # (n, obs)
         self._seeds: list[int | None] = [None] * self.num_envs  # the seed of each env's last reset()
         self._episodes = [0] * self.num_envs  # episodes each env started since then
@@ -110,20 +113,20 @@ class VecEnv:
     def step(self, actions: np.ndarray, active: np.ndarray | None = None, auto_reset: bool = True) -> StepResult:
         """Step every env (or the ``active (n,)`` ones) with its row of ``actions (n, act)``; reset the
         envs whose episode ended, unless ``auto_reset`` is False (then they wait, with their final
-        observation, until :meth:`reset`)."""
+        observation, until :meth:`reset`). The result's arrays are the caller's, but read-only when
+        shared: ``next_obs`` is ``obs`` itself and the episode figures are one array of NaN at a step
+        where no episode ended."""
         # A private float64 copy (float32 converts exactly): every env takes a row of it, and the
-        # rows are kept as the episode's actions. Per-env values are gathered in lists and become
-        # arrays once: numpy's per-call cost dominates with a few envs, and this runs every step.
+        # rows are kept as the episode's actions. Per-env values are written into the outputs one by
+        # one: numpy's per-call cost dominates with a few envs, and this runs every step.
         actions = np.array(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, self.action_size):
             raise ValueError(f"actions shape {actions.shape}, expected ({self.num_envs}, {self.action_size})")
         n = self.num_envs
-        reward = [0.0] * n
-        terminated = [False] * n
-        truncated = [False] * n
-        finals: list[tuple[int, np.ndarray]] = []  # (env, final observation) of the episodes that ended
-        episode_return = self._nans.copy()
-        episode_success = self._nans.copy()
+        reward = np.zeros(n)  # (n,)
+        terminated = np.zeros(n, bool)  # (n,)
+        truncated = np.zeros(n, bool)  # (n,)
+        finals: list[tuple[int, np.ndarray, float, float]] = []  # (env, final obs, return, success) of ended episodes
         measured = np.full((n, self._repeat, self._components), np.nan) if self._components else None
         for i, env in enumerate(self.envs):
             if active is not None and not active[i]:
@@ -134,25 +137,25 @@ class VecEnv:
                 values = env.components  # type: ignore[attr-defined]
                 measured[i, : values.shape[0], : values.shape[1]] = values
             self._actions[i].append(action)
-            reward[i] = r = float(r)
+            reward[i] = r
             self._returns[i] += r
             if term or trunc:
-                terminated[i], truncated[i] = bool(term), bool(trunc)
-                finals.append((i, obs))
-                episode_return[i] = self._returns[i]
-                if self._success[i]:
-                    episode_success[i] = info["success"]
+                terminated[i], truncated[i] = term, trunc
+                finals.append((i, obs, self._returns[i], info["success"] if self._success[i] else np.nan))
                 self._returns[i] = 0.0
                 if auto_reset:
                     self._episodes[i] += 1
                     self._actions[i] = []
                     obs = env.reset(seed=self._episode_seed(i))[0]
             self._obs[i, : self._obs_sizes[i]] = obs
-        next_obs = self._obs.copy()
-        for i, final in finals:
+        out = self._obs.copy()
+        if not finals:
+            return StepResult(out, out, reward, terminated, truncated, self._nans, self._nans, False, measured)
+        next_obs, episode_return, episode_success = out.copy(), np.full(n, np.nan), np.full(n, np.nan)
+        for i, final, total, success in finals:
             next_obs[i, : self._obs_sizes[i]] = final
-        return StepResult(self._obs.copy(), next_obs, np.array(reward), np.array(terminated), np.array(truncated),
-                          episode_return, episode_success, measured)
+            episode_return[i], episode_success[i] = total, success
+        return StepResult(out, next_obs, reward, terminated, truncated, episode_return, episode_success, True, measured)
 
     def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
         """Each env's (seed, episodes since, actions of the current episode), for a checkpoint."""
@@ -234,9 +237,15 @@ class ParallelVecEnv:
             raise ValueError(f"actions shape {actions.shape}, expected ({self.num_envs}, {self.action_size})")
         for conn, (a, b) in zip(self._conns, self._slices, strict=True):
             conn.send(("step", (actions[a:b], None if active is None else active[a:b], auto_reset)))
-        parts = [self._receive(conn) for conn in self._conns]
-        fields = zip(*parts, strict=True)
-        return StepResult._make(None if field[0] is None else np.concatenate(field) for field in fields)
+        parts: list[StepResult] = [self._receive(conn) for conn in self._conns]
+
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(part, name) for part in parts])
+
+        return StepResult(joined("obs"), joined("next_obs"), joined("reward"), joined("terminated"),
+                          joined("truncated"), joined("episode_return"), joined("episode_success"),
+                          any(part.ended for part in parts),
+                          None if parts[0].components is None else joined("components"))
 
     def state(self) -> list[tuple[int | None, int, list[np.ndarray]]]:
         """See :meth:`VecEnv.state`."""
