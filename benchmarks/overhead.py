@@ -9,7 +9,8 @@ ingest), then a bare loop in its own process (the suite's own env, no harness):
 - sac: the same env, a plain numpy replay, and the same jitted ``vmap`` (one seed) of SAC's ``act``
   and ``update`` (:mod:`harness.vmapped`), one update per step after the same warm-up.
 
-Both sides take the same env steps; the harness evaluates twice on top (``eval.every`` = half the
+Both sides take the same env steps in episodes of the same length (the catalog's); the harness
+evaluates twice on top (``eval.every`` = half the
 budget, 1 episode), as a real run does. Printed for each pair, then the median (and range) over
 pairs, as env-steps/s of the harness over env-steps/s of the bare loop (1.00: no overhead):
 
@@ -55,9 +56,15 @@ SAC_WARMUP = 1000
 
 
 class BareEnv:
-    """The suite's own env of a catalog task, with just what a loop needs: reset, step, the bounds."""
+    """The suite's own env of a catalog task, with just what a loop needs: reset, step, the bounds.
+    Its episodes last the catalog's episode length, as the harness's do (MetaWorld's own limit is 500
+    steps, the catalog's 200; a MetaWorld reset costs about 100 physics steps)."""
 
     def __init__(self, name: str, seed: int) -> None:
+        from harness import catalog
+
+        self.episode_length = catalog.resolve(name).episode_length  # env steps (every task here: no action repeat)
+        self.t = 0  # steps of the current episode
         if name.startswith("dmc/"):
             from dm_control import suite
 
@@ -92,18 +99,21 @@ class BareEnv:
         self.act_size = int(self.low.shape[0])
 
     def reset(self) -> np.ndarray:
+        self.t = 0
         if self.kind == "dmc":
             return np.concatenate([np.asarray(v, np.float32).ravel() for v in self.env.reset().observation.values()])
         return np.asarray(self.env.reset()[0], np.float32)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
         """(next obs, reward, terminated, episode over)."""
+        self.t += 1
         if self.kind == "dmc":
             ts = self.env.step(action)
             obs = np.concatenate([np.asarray(v, np.float32).ravel() for v in ts.observation.values()])
-            return obs, float(ts.reward), False, ts.last()
+            return obs, float(ts.reward), False, ts.last() or self.t >= self.episode_length
         obs, reward, terminated, truncated, _ = self.env.step(action)
-        return np.asarray(obs, np.float32), float(reward), bool(terminated), bool(terminated or truncated)
+        over = terminated or truncated or self.t >= self.episode_length
+        return np.asarray(obs, np.float32), float(reward), bool(terminated), bool(over)
 
 
 def bare_random(name: str, steps: int) -> float:
@@ -111,7 +121,7 @@ def bare_random(name: str, steps: int) -> float:
     env = BareEnv(name, 0)
     rng = np.random.default_rng(0)
     low, span = env.low.astype(np.float64), (env.high - env.low).astype(np.float64)  # (act,)
-    if env.kind == "dmc":  # the plainest dm-control loop: no flattening
+    if env.kind == "dmc":  # the plainest dm-control loop: no flattening (dm-control's limit: the catalog's 1000)
         env.env.reset()
         start = 0.0
         for i in range(steps):

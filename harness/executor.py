@@ -32,7 +32,7 @@ from harness.jobs import Job
 from harness.layout import read_status, run_dir, write_run_record
 from harness.manifest import Plan
 from harness.processes import without_main
-from harness.runfiles import SHARD_RUN, read_record
+from harness.runfiles import SHARD_CURVES, SHARD_RUN, SHARD_SUPERSEDED, read_record
 from harness.worker import serve
 
 if TYPE_CHECKING:
@@ -235,6 +235,7 @@ class _Ingester:
         self.busy = False  # whether the last ingest found the store held by another process
         self._next = 0.0  # monotonic time of the next ingest
         self._thread: threading.Thread | None = None
+        self._ingested: dict[Path, tuple[object, ...]] = {}  # each run folder's files at its last ingest
 
     def due(self) -> bool:
         return bool(self.pending) and time.monotonic() >= self._next
@@ -244,9 +245,17 @@ class _Ingester:
         self._next = 0.0
 
     def ingest(self, wait_s: float) -> bool:
-        """Ingest the pending jobs, waiting at most ``wait_s`` for the store; False if it was busy."""
+        """Ingest the pending jobs, waiting at most ``wait_s`` for the store; False if it was busy.
+        Run folders whose files are as they were at their last ingest are left out, and when none
+        changed the store is not opened at all (an ingest that writes nothing still costs 40 ms)."""
         started = time.monotonic()
         dirs = [run_dir(self.results, r.run_id) for j in sorted(self.pending) for r in self.jobs[j].runs]
+        marks = {d: _files_mark(d) for d in dirs}
+        dirs = [d for d in dirs if d.exists() and marks[d] != self._ingested.get(d)]
+        if not dirs:
+            self.pending.clear()
+            self._next = time.monotonic() + INGEST_EVERY_S
+            return True
         outcome: list[BaseException] = []
 
         def work() -> None:
@@ -256,7 +265,7 @@ class _Ingester:
                 tid = threading.get_native_id()
                 os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + INGEST_NICE))
             try:
-                ingest_run_dirs(replace(self.store, busy_timeout_s=wait_s), [d for d in dirs if d.exists()])
+                ingest_run_dirs(replace(self.store, busy_timeout_s=wait_s), dirs)
             except BaseException as exc:  # handed to the main thread
                 outcome.append(exc)
 
@@ -273,6 +282,7 @@ class _Ingester:
             raise outcome[0]
         if not self.busy:
             self.pending.clear()
+            self._ingested.update((d, marks[d]) for d in dirs)  # as they were before it: later writes count
         return not self.busy
 
     def finish(self, console: Console) -> None:
@@ -287,6 +297,19 @@ class _Ingester:
                     f"safe in {self.results / 'runs'}/ but not in the store yet. Close the other process "
                     "(a notebook, `duckdb` shell, ...) and run the same `harness run` command again: it "
                     "trains nothing more and ingests them.")
+
+
+def _files_mark(folder: Path) -> tuple[object, ...]:
+    """What changes when a run folder's files are written: each one's inode, size and modification time."""
+    mark: list[object] = []
+    for name in (SHARD_RUN, SHARD_CURVES, SHARD_SUPERSEDED):
+        try:
+            stat = (folder / name).stat()
+        except FileNotFoundError:
+            mark.append(None)
+        else:
+            mark.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(mark)
 
 
 class _Pool:

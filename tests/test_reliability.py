@@ -39,7 +39,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from harness import executor, runfiles
+from harness import executor, layout, runfiles
 from harness import manifest as manifest_mod
 from harness import store as store_mod
 from harness.errors import StoreBusy
@@ -371,3 +371,23 @@ def test_a_store_held_to_the_end_says_the_shards_are_safe_and_a_rerun_ingests_th
     assert assert_store_equals_shards(results) > 0
     with duckdb.connect(str(results / "harness.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+
+
+def test_an_ingest_of_run_folders_that_did_not_change_leaves_the_store_closed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "results"
+    plan = manifest_mod.load(write_manifest(tmp_path, {"random": {}}, 2000), [])
+    executor.execute(plan, results, 1, Console(file=io.StringIO()))
+    (job,) = plan.jobs
+    ingester = executor._Ingester(store_mod.Store(results / "harness.duckdb"), results, {job.job_id: job})
+    ingester.pending.add(job.job_id)
+    assert ingester.ingest(1.0)  # a new ingester reads every folder once
+    calls: list[list[Path]] = []
+    monkeypatch.setattr(store_mod, "ingest_run_dirs", lambda store, dirs: calls.append(list(dirs)) or 0)
+    ingester.pending.add(job.job_id)
+    assert ingester.ingest(1.0) and calls == [] and not ingester.pending
+    shard = layout.run_dir(results, job.runs[0].run_id) / runfiles.SHARD_CURVES
+    written = shard.stat().st_mtime_ns
+    os.utime(shard, ns=(written, written + 1_000_000))  # written again
+    ingester.pending.add(job.job_id)
+    assert ingester.ingest(1.0) and calls == [[shard.parent]]
