@@ -205,9 +205,9 @@ BUSY_WAIT_S = 1.0
 #: How long the last ingest, when every job has ended, waits for a store another process holds.
 FINAL_BUSY_WAIT_S = 120.0
 #: The shortest time between two ingests during training (a job that ends is ingested at once).
-INGEST_EVERY_S = 2.0
+INGEST_EVERY_S = 5.0
 #: An ingest that took d seconds is followed by none for INGEST_SHARE * d seconds.
-INGEST_SHARE = 9.0
+INGEST_SHARE = 49.0
 #: How much lower than the coordinator's the priority of its ingests is (nice increment).
 INGEST_NICE = 10
 
@@ -217,10 +217,11 @@ class _Ingester:
 
     Only what changed since the last ingest is read and written (:func:`harness.store.ingest_run_dirs`),
     in batches: at most one every :data:`INGEST_EVERY_S` seconds and, after one that took d seconds,
-    none for ``INGEST_SHARE * d`` (so ingests take at most a tenth of a core), except that a job that
-    ends is ingested at once. Each runs in a thread of its own whose priority is :data:`INGEST_NICE`
-    lower (Linux gives every thread its own), so on a machine with as many workers as cores the
-    workers' steps come first; the coordinator's main thread, which starts workers, keeps its own.
+    none for ``INGEST_SHARE * d`` (so ingests take at most a fiftieth of a core: one worker of a JAX
+    agent keeps both cores of a small machine busy), except that a job that ends is ingested at once.
+    Each runs in a thread of its own whose priority is :data:`INGEST_NICE` lower (Linux gives every
+    thread its own), so on a machine with as many workers as cores the workers' steps come first;
+    the coordinator's main thread, which starts workers, keeps its own.
 
     While another process holds the store, an ingest gives up after a short wait and its jobs stay
     pending: the progress line says so and the next ingest tries again. The last one, when every job
