@@ -105,7 +105,7 @@ def generate(path: Path, *, tasks: int, agents: int, seeds: int, points: int, se
         for table, frame in (("tasks", extra_tasks), ("submissions", submissions), ("runs", runs[list(RUN_COLUMNS)]),
                              ("curves", curves)):
             con.register("_frame", frame)
-            con.execute(f"INSERT INTO {table} SELECT * FROM _frame")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")  # columns it lacks take their defaults
             con.unregister("_frame")
     return n_runs
 
