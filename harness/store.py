@@ -436,13 +436,19 @@ def load_scores(
     if tasks is not None:
         where.append("r.task IN (SELECT unnest(?))")
         params.append(list(tasks))
+    # One ψ asked for (the usual nominal one): its name is set here, not read row by row (turning
+    # millions of strings into Python objects takes about as long as the rest of the query).
+    one = psi is not None and len(psi) == 1
     frame = con.execute(
         "SELECT r.run_id, r.label, r.source, r.submission_id, r.variant, r.task, r.seed, c.step, c.value AS raw, "
-        "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score, c.psi "
+        "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score" + ("" if one else ", c.psi") + " "
         "FROM runs r JOIN curves c USING (run_id) JOIN tasks t ON t.task = r.task "
-        f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, c.psi, c.step",
+        f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, " + ("" if one else "c.psi, ") + "c.step",
         params,
     ).df()
+    if one:
+        assert psi is not None
+        frame["psi"] = psi[0]
     return frame
 
 
