@@ -10,9 +10,9 @@ ingest), then a bare loop in its own process (the suite's own env, no harness):
   and ``update`` (:mod:`harness.vmapped`), one update per step after the same warm-up.
 
 Both sides take the same env steps in episodes of the same length (the catalog's); the harness
-evaluates twice on top (``eval.every`` = half the
-budget, 1 episode), as a real run does. Printed for each pair, then the median (and range) over
-pairs, as env-steps/s of the harness over env-steps/s of the bare loop (1.00: no overhead):
+evaluates twice on top (``eval.every`` = half the budget, 1 episode), as a real run does. Printed
+for each pair, then the median (and range) over pairs, as env-steps/s of the harness over
+env-steps/s of the bare loop (1.00: no overhead):
 
 - steady: the second half of the budget, after compilation and warm-up (the harness's own
   ``sys/env_steps_per_s`` of its last evaluation, which excludes evaluation; the bare loop times

@@ -438,7 +438,7 @@ def load_scores(
         params.append(list(tasks))
     # One ψ asked for (the usual nominal one): its name is set here, not read row by row (turning
     # millions of strings into Python objects takes about as long as the rest of the query).
-    one = psi is not None and len(psi) == 1
+    one = psi[0] if psi is not None and len(psi) == 1 else None
     frame = con.execute(
         "SELECT r.run_id, r.label, r.source, r.submission_id, r.variant, r.task, r.seed, c.step, c.value AS raw, "
         "(c.value - t.norm_low) / (t.norm_high - t.norm_low) AS score" + ("" if one else ", c.psi") + " "
@@ -446,9 +446,8 @@ def load_scores(
         f"WHERE {' AND '.join(where)} ORDER BY r.label, r.task, r.seed, " + ("" if one else "c.psi, ") + "c.step",
         params,
     ).df()
-    if one:
-        assert psi is not None
-        frame["psi"] = psi[0]
+    if one is not None:
+        frame["psi"] = one
     return frame
 
 
